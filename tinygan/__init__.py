@@ -1,0 +1,28 @@
+"""tinygan: a deep-learning engine on NumPy and CuPy, and every classic GAN written out."""
+from . import backend
+from .backend import cuda_is_available
+from .tensor import (Function, Tensor, arange, empty, enable_grad, from_numpy, full, grad,
+                     is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand, rand_like,
+                     randint, randn, randn_like, set_grad_enabled, tensor, zeros, zeros_like)
+from . import functional
+from .functional import cat, stack
+
+float32 = "float32"
+float64 = "float64"
+int64 = "int64"
+
+__version__ = "0.1.0"
+
+
+def _lazy(name):
+    import importlib
+    return importlib.import_module(f".{name}", __name__)
+
+
+def __getattr__(name):
+    # nn, optim, data, ... load on first use so `import tinygan` stays light
+    if name in ("nn", "optim", "data", "gans", "metrics", "testing", "kernels"):
+        return _lazy(name)
+    if name in ("save", "load"):
+        return getattr(_lazy("serialization"), name)
+    raise AttributeError(f"module 'tinygan' has no attribute {name!r}")

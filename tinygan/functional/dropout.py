@@ -1,0 +1,36 @@
+"""Dropout and embedding lookup."""
+from __future__ import annotations
+
+from .. import backend
+from ..tensor import Tensor
+from .shape import getitem
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, mask=None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
+
+    `mask` (an array of 0/1 of x's shape) fixes which elements are kept: for gradient
+    checks and for replaying a step.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    if mask is None:
+        keep = backend.generator(x.device).random(x.shape, dtype=x.dtype) >= p
+    else:
+        keep = mask.data if isinstance(mask, Tensor) else mask
+    scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * Tensor(scale)
+
+
+def embedding(input: Tensor, weight: Tensor) -> Tensor:
+    """Rows of weight (num_embeddings, dim) picked by integer indices."""
+    idx = input.data if isinstance(input, Tensor) else input
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: an index is outside [0, {weight.shape[0]})")
+    return getitem(weight, idx)

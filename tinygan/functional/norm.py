@@ -1,0 +1,105 @@
+"""Batch normalisation (Ioffe & Szegedy 2015), training and eval."""
+from __future__ import annotations
+
+from .. import backend
+from ..tensor import Function, Tensor, is_grad_enabled
+from .reduce import mean, sum
+from .shape import reshape
+
+
+def _stat_axes(x):
+    return (0,) + tuple(range(2, x.ndim))  # every dim but the channels (dim 1)
+
+
+def _channel_shape(x):
+    return (1, -1) + (1,) * (x.ndim - 2)
+
+
+class BatchNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * w + b, per channel.
+
+    Training: batch statistics; dx = (w/sigma) (gy - mean(gy) - xhat mean(gy xhat)).
+    Eval: the running statistics are constants; dx = w gy / sigma.
+    """
+
+    def __init__(self, mean, var, training, eps):
+        self.mean, self.var, self.training, self.eps = mean, var, training, eps
+
+    def forward(self, x, weight=None, bias=None):
+        xp = backend.get_array_module(x)
+        shape = _channel_shape(x)
+        inv_std = 1.0 / xp.sqrt(self.var + x.dtype.type(self.eps))
+        self.inv_std = inv_std.reshape(shape).astype(x.dtype, copy=False)
+        self.xhat = (x - self.mean.reshape(shape).astype(x.dtype, copy=False)) * self.inv_std
+        y = self.xhat
+        if weight is not None:
+            y = y * weight.reshape(shape)
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        return y
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        axes = _stat_axes(x)
+        shape = _channel_shape(x)
+        if is_grad_enabled() and self.training:
+            # create_graph: rebuild the statistics from x inside the graph, so that the
+            # second derivative sees how they depend on x
+            mu = mean(x, axes, keepdim=True)
+            xc = x - mu
+            inv_std = (mean(xc * xc, axes, keepdim=True) + self.eps) ** -0.5
+            xhat = xc * inv_std
+        else:
+            inv_std, xhat = Tensor(self.inv_std), Tensor(self.xhat)
+        has_w = len(self.inputs) > 1 and self.inputs[1] is not None
+        gxhat = gy * reshape(self.inputs[1], shape) if has_w else gy
+        if self.training:
+            gx = inv_std * (gxhat - mean(gxhat, axes, keepdim=True)
+                            - xhat * mean(gxhat * xhat, axes, keepdim=True))
+        else:
+            gx = gxhat * inv_std
+        grads = [gx]
+        if has_w:
+            grads.append(sum(gy * xhat, axes) if self.needs_input_grad[1] else None)
+        if len(self.inputs) > 2:
+            grads.append(sum(gy, axes) if self.needs_input_grad[2] else None)
+        return tuple(grads)
+
+
+def _array(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """As torch.nn.functional.batch_norm; running statistics are updated in place.
+
+    The running variance is updated with the unbiased batch variance (n / (n - 1)),
+    as PyTorch does; normalisation uses the biased one.
+    """
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected (N, C, ...) input, got shape {tuple(x.shape)}")
+    rm, rv = _array(running_mean), _array(running_var)
+    if training:
+        axes = _stat_axes(x)
+        n = x.data.size // x.shape[1]
+        if n < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                             f"got input of shape {tuple(x.shape)}")
+        mu = x.data.mean(axis=axes)
+        var = x.data.var(axis=axes)
+        if rm is not None:
+            rm *= 1 - momentum
+            rm += momentum * mu.astype(rm.dtype, copy=False)
+        if rv is not None:
+            rv *= 1 - momentum
+            rv += momentum * (var * (n / (n - 1))).astype(rv.dtype, copy=False)
+    else:
+        if rm is None or rv is None:
+            raise ValueError("batch_norm: eval mode needs running_mean and running_var")
+        mu, var = rm, rv
+    inputs = [x] + ([weight] if weight is not None else []) + \
+        ([bias] if bias is not None else [])
+    if weight is None and bias is not None:
+        raise ValueError("batch_norm: a bias without a weight is not supported")
+    return BatchNorm(mu, var, training, eps)(*inputs)
