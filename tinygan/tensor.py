@@ -57,6 +57,16 @@ def set_grad_enabled(mode: bool):
 _FLOAT_KINDS = "f"
 
 
+def _is_dtype_name(name) -> bool:
+    if not isinstance(name, str) or name.startswith(backend.DEVICES):
+        return False
+    try:
+        np.dtype(name)
+        return True
+    except TypeError:
+        return False
+
+
 class Tensor:
     """An array with a gradient. `data` is a numpy.ndarray or cupy.ndarray."""
 
@@ -158,8 +168,8 @@ class Tensor:
 
     def to(self, device=None, dtype=None) -> "Tensor":
         """Copy to a device and/or dtype; returns self when nothing changes."""
-        if isinstance(device, (type, np.dtype)) and dtype is None:
-            device, dtype = None, device
+        if dtype is None and (isinstance(device, (type, np.dtype)) or _is_dtype_name(device)):
+            device, dtype = None, device  # x.to(tinygan.float64): a dtype given first
         out = self
         if device is not None and backend.check_device(device) != self.device:
             from .functional.shape import to_device

@@ -134,8 +134,9 @@ class Abs(Function):
     """y = |x|; dy/dx = sign(x) (0 at 0)."""
 
     def forward(self, x):
-        self.sign = backend.get_array_module(x).sign(x)
-        return abs(x)
+        xp = backend.get_array_module(x)  # not `abs`: this module's abs makes a Tensor
+        self.sign = xp.sign(x)
+        return xp.abs(x)
 
     def backward(self, gy):
         return gy * Tensor(self.sign)

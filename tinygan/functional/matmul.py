@@ -13,7 +13,11 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
                              "match (the last dim of the first must equal the second-to-last "
                              "of the second)")
-        return a @ b
+        try:
+            return a @ b
+        except ValueError:  # batch dims that do not broadcast
+            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
+                             "match (their batch dims cannot be broadcast together)") from None
 
     def backward(self, gy):
         a, b = self.inputs
