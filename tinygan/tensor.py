@@ -220,6 +220,9 @@ class Tensor:
     # -- the backward pass
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (as `torch.Tensor.backward`)."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: it was made "
+                               "under no_grad() or from no tensor with requires_grad=True")
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(
