@@ -1,0 +1,64 @@
+"""Adam, and its AMSGrad variant."""
+from __future__ import annotations
+
+import math
+
+from ..backend import get_array_module
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+
+    Kingma & Ba 2015, Algorithm 1, in PyTorch's order: weight decay is added to the
+    gradient (L2, not AdamW's decoupled decay), and eps is added after the square root.
+    With `amsgrad` (Reddi et al. 2018) the denominator uses the running maximum of v.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False):
+        if lr < 0:
+            raise ValueError(f"Adam: invalid learning rate {lr} (must be >= 0)")
+        if eps < 0:
+            raise ValueError(f"Adam: invalid eps {eps} (must be >= 0)")
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam: invalid betas {betas} (two numbers in [0, 1))")
+        if weight_decay < 0:
+            raise ValueError(f"Adam: invalid weight_decay {weight_decay} (must be >= 0)")
+        super().__init__(params, dict(lr=float(lr), betas=(float(betas[0]), float(betas[1])),
+                                      eps=float(eps), weight_decay=float(weight_decay),
+                                      amsgrad=bool(amsgrad)))
+
+    def _init_state(self, p, group):
+        state = {"step": 0, "exp_avg": p.xp.zeros_like(p.data),
+                 "exp_avg_sq": p.xp.zeros_like(p.data)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = p.xp.zeros_like(p.data)
+        return state
+
+    def _update(self, param, grad, state, group):
+        xp = get_array_module(param)
+        (b1, b2), eps, wd = group["betas"], group["eps"], group["weight_decay"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        state["step"] += 1
+        t = state["step"]
+        if wd != 0:
+            grad = grad + wd * param  # a new array: p.grad itself is left alone
+        work = xp.empty_like(param)  # the one scratch array of this step
+        xp.subtract(grad, m, out=work)  # m += (1-b1)(g - m), PyTorch's lerp
+        work *= 1 - b1
+        m += work
+        v *= b2
+        xp.multiply(grad, grad, out=work)
+        work *= 1 - b2
+        v += work
+        if group["amsgrad"]:
+            vmax = state.setdefault("max_exp_avg_sq", xp.zeros_like(param))
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
+        xp.sqrt(v, out=work)  # denominator sqrt(v_hat) + eps
+        work /= math.sqrt(1 - b2 ** t)
+        work += eps
+        xp.divide(m, work, out=work)
+        work *= group["lr"] / (1 - b1 ** t)
+        param -= work
