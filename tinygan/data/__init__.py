@@ -8,7 +8,7 @@
 See datasets/README.md for every dataset's source, licence and checksums.
 """
 from .dataset import DatasetError, DatasetNotFoundError, ImageDataset
-from .download import DownloadError, download
+from .download import DownloadError
 from .folders import load_folder
 from .idx import read_idx, write_idx
 from .loader import DataLoader, loader_benchmark
@@ -20,4 +20,4 @@ from .transforms import to_signed_unit, to_uint8
 __all__ = ["load", "DataLoader", "NAMES", "DATASETS", "ImageDataset", "GaussianMixture2D",
            "DatasetError", "DatasetNotFoundError", "DownloadError", "to_signed_unit",
            "to_uint8", "loader_benchmark", "read_idx", "write_idx", "load_folder", "ring8",
-           "grid25", "download", "cache_dir"]
+           "grid25", "cache_dir"]

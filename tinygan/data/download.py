@@ -49,6 +49,7 @@ def _fetch(url: str, dest: Path, md5: str, connect_timeout: float, read_timeout:
         digest = hashlib.md5()
 
         def write(f):
+            received = 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
                       disable=not progress, file=sys.stderr, leave=False) as bar:
                 while True:
@@ -57,9 +58,10 @@ def _fetch(url: str, dest: Path, md5: str, connect_timeout: float, read_timeout:
                         break
                     digest.update(chunk)
                     f.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
-            if total is not None and bar.n != total:
-                raise DownloadError(f"{url}: download ended after {bar.n} of {total} bytes")
+            if total is not None and received != total:
+                raise DownloadError(f"{url}: download ended after {received} of {total} bytes")
             if digest.hexdigest() != md5:
                 raise DownloadError(
                     f"{dest}: MD5 checksum mismatch for {url}: expected {md5}, "
