@@ -1,0 +1,147 @@
+"""DataLoader: shapes, dtypes, range, labels, seeds, drop_last, and bit-identical resume."""
+import json
+
+import numpy as np
+import pytest
+
+from tinygan.data import DataLoader, ImageDataset, load, to_signed_unit, to_uint8
+
+tinygan_tensor = pytest.importorskip("tinygan.tensor", reason="the engine's Tensor is needed")
+
+
+def small(n=10, labelled=True):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 1, 4, 4), dtype=np.uint8)
+    images[0, 0, 0, 0], images[0, 0, 0, 1] = 0, 255
+    labels = np.arange(n) % 3 if labelled else None
+    return ImageDataset("small", images, labels, ["a", "b", "c"] if labelled else [])
+
+
+def batches(loader):
+    return [(x.numpy(), None if y is None else y.numpy()) for x, y in loader]
+
+
+def test_to_signed_unit_and_back():
+    x = np.arange(256, dtype=np.uint8)
+    y = to_signed_unit(x)
+    assert y.dtype == np.float32 and y[0] == -1 and y[255] == 1
+    np.testing.assert_array_equal(y, x.astype(np.float32) / 127.5 - 1)
+    np.testing.assert_array_equal(to_uint8(y), x)
+    np.testing.assert_array_equal(to_uint8(np.array([-3.0, 3.0, 0.0])), [0, 255, 128])
+    with pytest.raises(TypeError):
+        to_signed_unit(np.zeros(3, np.float32))
+
+
+def test_batches_shapes_dtypes_range_and_alignment():
+    data = load("mnist-10k", "test")
+    loader = DataLoader(data, batch_size=64, seed=0)
+    assert len(loader) == 1000 // 64
+    seen = []
+    for x, y in loader:
+        assert x.shape == (64, 1, 28, 28) and x.dtype == np.float32
+        assert y.shape == (64,) and y.dtype == np.int64
+        assert x.numpy().min() >= -1 and x.numpy().max() <= 1
+        seen.append((x.numpy(), y.numpy()))
+    # every batch is some images of the dataset, with their own labels
+    index = {data.images[i].tobytes(): i for i in range(len(data))}
+    for x, y in seen:
+        rows = [index[to_uint8(img).tobytes()] for img in x]
+        np.testing.assert_array_equal(y, data.labels[rows])
+    assert len({r for x, _ in seen for r in map(lambda i: index[to_uint8(i).tobytes()], x)}) \
+        == 15 * 64  # no image twice in an epoch
+
+
+def test_unshuffled_order_and_drop_last():
+    data = small(10)
+    out = batches(DataLoader(data, batch_size=4, shuffle=False, drop_last=False))
+    assert [len(x) for x, _ in out] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in out]), to_signed_unit(data.images))
+    np.testing.assert_array_equal(np.concatenate([y for _, y in out]), data.labels)
+    assert len(DataLoader(data, batch_size=4, drop_last=True)) == 2
+    assert len(DataLoader(data, batch_size=4, drop_last=False)) == 3
+    assert [len(x) for x, _ in batches(DataLoader(data, batch_size=4))] == [4, 4]
+    with pytest.raises(ValueError, match="make no batch"):
+        DataLoader(data, batch_size=11)
+
+
+def test_unlabelled_yields_none():
+    x, y = next(iter(DataLoader(small(labelled=False), batch_size=2)))
+    assert y is None and x.shape == (2, 1, 4, 4)
+
+
+def test_shuffle_reproducible_by_seed_and_different_epochs():
+    data = small(10)
+    a = batches(DataLoader(data, batch_size=2, seed=5))
+    b = batches(DataLoader(data, batch_size=2, seed=5))
+    c = batches(DataLoader(data, batch_size=2, seed=6))
+    for (xa, ya), (xb, yb) in zip(a, b):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert any(not np.array_equal(ya, yc) for (_, ya), (_, yc) in zip(a, c))
+    loader = DataLoader(data, batch_size=2, seed=5)
+    first, second = batches(loader), batches(loader)
+    assert loader.epoch == 2
+    assert any(not np.array_equal(y1, y2) for (_, y1), (_, y2) in zip(first, second))
+
+
+@pytest.mark.parametrize("name", ["images", "ring8"])
+def test_resume_mid_epoch_is_bit_identical(name):
+    data = small(50) if name == "images" else load("ring8", epoch_size=50)
+    reference = DataLoader(data, batch_size=4, seed=1)
+    expected = batches(reference) + batches(reference) + batches(reference)  # 3 epochs
+
+    run = DataLoader(data, batch_size=4, seed=1)
+    got = batches(run)
+    it = iter(run)
+    got += [tuple(t.numpy() for t in next(it)) for _ in range(5)]  # 5 batches into epoch 2
+    state = json.loads(json.dumps(run.state_dict()))  # survives a JSON checkpoint
+    assert state["epoch"] == 1 and state["position"] == 5
+
+    resumed = DataLoader(data, batch_size=4, seed=999)  # the state carries the seed
+    resumed.load_state_dict(state)
+    got += batches(resumed) + batches(resumed)
+    assert len(got) == len(expected)
+    for (xg, yg), (xe, ye) in zip(got, expected):
+        np.testing.assert_array_equal(xg, xe)
+        np.testing.assert_array_equal(yg, ye)
+
+
+def test_resume_at_epoch_boundary_and_break():
+    data = small(12)
+    ref = DataLoader(data, batch_size=3, seed=2)
+    expected = batches(ref) + batches(ref)
+    run = DataLoader(data, batch_size=3, seed=2)
+    got = []
+    for x, y in run:  # break out early: the next loop continues the same epoch
+        got.append((x.numpy(), y.numpy()))
+        if len(got) == 2:
+            break
+    got += batches(run)
+    state = run.get_state()
+    other = DataLoader(data, batch_size=3)
+    other.set_state(state)
+    got += batches(other)
+    for (xg, yg), (xe, ye) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(xg, xe)
+        np.testing.assert_array_equal(yg, ye)
+
+
+def test_state_for_another_dataset_is_refused():
+    state = DataLoader(small(10), batch_size=2, seed=0).state_dict()
+    with pytest.raises(ValueError, match="batch_size"):
+        DataLoader(small(12), batch_size=2).load_state_dict(state)
+
+
+def test_mixture_batches_are_points_with_modes():
+    ring = load("ring8")
+    loader = DataLoader(ring, batch_size=64, seed=0)
+    assert len(loader) == 100  # the notional epoch: 6,400 points
+    x, y = next(iter(loader))
+    assert x.shape == (64, 2) and x.dtype == np.float32 and y.dtype == np.int64
+    dist = np.linalg.norm(x.numpy() - ring.centers[y.numpy()], axis=1)
+    assert dist.max() < 0.2  # unscaled, and each point beside its own mode's centre
+
+
+def test_device_is_cpu_by_default():
+    x, y = next(iter(DataLoader(small(), batch_size=2, device="cpu")))
+    assert x.device == "cpu" and y.device == "cpu"
