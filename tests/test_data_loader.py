@@ -145,3 +145,22 @@ def test_mixture_batches_are_points_with_modes():
 def test_device_is_cpu_by_default():
     x, y = next(iter(DataLoader(small(), batch_size=2, device="cpu")))
     assert x.device == "cpu" and y.device == "cpu"
+
+
+def _cuda_reason():
+    from tinygan import backend
+    return backend.cuda_unavailable_reason() if not backend.cuda_is_available() else ""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(bool(_cuda_reason()), reason=f"no CUDA: {_cuda_reason()}")
+def test_cuda_batches_equal_cpu_batches():
+    data = small(12)
+    cpu = batches(DataLoader(data, batch_size=4, seed=3, device="cpu"))
+    gpu_loader = DataLoader(data, batch_size=4, seed=3, device="cuda")
+    x, y = next(iter(gpu_loader))
+    assert x.device == "cuda" and y.device == "cuda"
+    gpu = [(x.numpy(), y.numpy())] + batches(gpu_loader)
+    for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
+        np.testing.assert_array_equal(xc, xg)
+        np.testing.assert_array_equal(yc, yg)

@@ -40,8 +40,10 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 
 # The bundled sample: 10,000 real MNIST training digits (see datasets/mnist-10k/README.md).
 SAMPLE_SHA256 = {
-    "train-images-idx3-ubyte.gz": "6b1fc36085b15f8cdaf22f985033094cc5f88517ac5d2c4b698a6c8d7e5bbed0",
-    "train-labels-idx1-ubyte.gz": "d45e80c462cbceda571fa074a3599d3b982377471016ad2050169b91cea08e82",
+    "train-images-idx3-ubyte.gz":
+        "6b1fc36085b15f8cdaf22f985033094cc5f88517ac5d2c4b698a6c8d7e5bbed0",
+    "train-labels-idx1-ubyte.gz":
+        "d45e80c462cbceda571fa074a3599d3b982377471016ad2050169b91cea08e82",
 }
 SAMPLE_TEST_SIZE = 1000
 
@@ -89,8 +91,8 @@ def _load_idx_dataset(name, folder, split, root, download_ok, mirrors, md5s, cla
     if paths is None:
         searched = ", ".join(str(d) for d in search_dirs(folder, root))
         if not download_ok:
-            raise DatasetNotFoundError(f"{name}: {' and '.join(names)} not found (searched {searched}) "
-                               "and download=False")
+            raise DatasetNotFoundError(f"{name}: {' and '.join(names)} not found (searched "
+                                       f"{searched}) and download=False")
         target = download_dir(folder, root)
         paths = []
         for file in names:
@@ -135,7 +137,7 @@ def load_mnist(split: str = "train", root=None, download: bool = True) -> ImageD
         # Only absence falls back: a corrupt file is an error to fix, not to paper over.
         reason = "is not present and download=False"
     warnings.warn(f"full MNIST {reason}; using the bundled sample datasets/mnist-10k instead "
-                  f"(10,000 digits: train = first 9,000, test = last 1,000)", stacklevel=3)
+                  f"(10,000 digits: train = first 9,000, test = last 1,000)", stacklevel=4)
     return load_sample(split, root)
 
 
