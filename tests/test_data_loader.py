@@ -164,3 +164,15 @@ def test_cuda_batches_equal_cpu_batches():
     for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
         np.testing.assert_array_equal(xc, xg)
         np.testing.assert_array_equal(yc, yg)
+
+
+def test_to_uint8_takes_a_tensor():
+    from tinygan.tensor import Tensor
+    x = to_signed_unit(small().images)
+    np.testing.assert_array_equal(to_uint8(Tensor(x)), small().images)
+
+
+def test_loader_benchmark_runs():
+    from tinygan.data import loader_benchmark
+    ms = loader_benchmark("mnist-10k", batch_size=64, batches=20)
+    assert ms > 0  # a number to report, not a timing to assert

@@ -37,7 +37,8 @@ def parse_records(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     return records[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
 
 
-def read_cifar10_tar(path: str | Path, split: str = "train"):
+def read_cifar10_tar(path: str | Path, split: str = "train"
+                     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images, labels, classes) of a split, read from the tar without extracting it."""
     path = Path(path)
     try:

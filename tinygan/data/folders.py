@@ -72,7 +72,7 @@ def _cache_entry(name: str, key: dict) -> Path:
     return cache_dir() / "decoded" / f"{slug}-{digest}"
 
 
-def cache_lookup(name: str, key: dict):
+def cache_lookup(name: str, key: dict) -> tuple | None:
     """(images, labels, meta) from the decoded-image cache, or None on a miss."""
     entry = _cache_entry(name, key)
     try:
@@ -100,7 +100,8 @@ def cache_store(name: str, key: dict, images: np.ndarray, labels, meta: dict) ->
         warnings.warn(f"could not cache decoded images in {entry}: {e}", stacklevel=3)
 
 
-def decode_checked(where, sources: list, gray: bool, size: int | None, read=None):
+def decode_checked(where, sources: list, gray: bool, size: int | None,
+                   read=None) -> tuple[np.ndarray, list[int]]:
     """decode_many, plus the warning for skipped files and the error when all fail."""
     images, kept, failed = decode_many(sources, gray, size, read)
     if images is None:

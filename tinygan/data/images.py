@@ -47,7 +47,7 @@ def _flatten(img, gray: bool):
     return img.convert("L" if gray else "RGB")
 
 
-def centre_square(img):
+def centre_square(img: "Image.Image") -> "Image.Image":
     """The central square of an image, its side the shorter of width and height."""
     w, h = img.size
     side = min(w, h)
@@ -78,7 +78,7 @@ def probe_image(path: Path) -> tuple[str, tuple[int, int]]:
 
 
 def decode_many(sources: list, gray: bool, size: int | None, read=None,
-                workers: int | None = None):
+                workers: int | None = None) -> tuple[np.ndarray | None, list, list]:
     """Decode images in parallel threads (PIL releases the GIL while decoding and resizing).
 
     `read(source)` turns a source into bytes or a path (default: the source itself). Returns

@@ -39,7 +39,8 @@ class GaussianMixture2D:
     def __len__(self) -> int:
         return self.epoch_size
 
-    def sample(self, n: int, rng: np.random.Generator | int | None = None):
+    def sample(self, n: int, rng: np.random.Generator | int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """n points float32 (n, 2) and the index int64 (n,) of the mode each came from."""
         rng = np.random.default_rng(rng)
         modes = rng.integers(0, len(self.centers), size=n)

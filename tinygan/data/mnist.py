@@ -48,7 +48,8 @@ SAMPLE_SHA256 = {
 SAMPLE_TEST_SIZE = 1000
 
 
-def read_idx_pair(images_path: Path, labels_path: Path, num_classes: int = 10):
+def read_idx_pair(images_path: Path, labels_path: Path,
+                  num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 1, H, W) uint8 and labels (N,) int64 from two IDX files, cross-checked."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:

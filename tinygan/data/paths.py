@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def download_dir(folder: str, root=None) -> Path:
 
 
 @contextmanager
-def made_dirs(path: Path):
+def made_dirs(path: Path) -> Iterator[Path]:
     """Create `path` (and parents) for a write; remove what was created if the write fails.
 
     So a failed download or decode leaves the cache exactly as it was, with no empty folders.

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from .cifar import load_cifar10
-from .dataset import DatasetError
+from .dataset import DatasetError, ImageDataset
 from .folders import load_folder
-from .mixtures import NOTIONAL_EPOCH_SIZE, grid25, ring8
+from .mixtures import NOTIONAL_EPOCH_SIZE, GaussianMixture2D, grid25, ring8
 from .mnist import load_fashion_mnist, load_mnist, load_sample
 from .photos import load_celeba, load_flowers
 
@@ -31,7 +31,8 @@ NAMES = [*DATASETS, "folder:PATH"]
 
 
 def load(name: str, split: str = "train", root=None, download: bool = True,
-         size: int | None = None, epoch_size: int = NOTIONAL_EPOCH_SIZE):
+         size: int | None = None, epoch_size: int = NOTIONAL_EPOCH_SIZE
+         ) -> ImageDataset | GaussianMixture2D:
     """A dataset by name: one of NAMES, or "folder:PATH" for any folder of images.
 
     root: a folder searched first (then $TINYGAN_DATA, the cache, system copies).
