@@ -30,7 +30,8 @@ class BatchNorm(Function):
         shape = _channel_shape(x)
         inv_std = 1.0 / xp.sqrt(self.var + x.dtype.type(self.eps))
         self.inv_std = inv_std.reshape(shape).astype(x.dtype, copy=False)
-        self.xhat = (x - self.mean.reshape(shape).astype(x.dtype, copy=False)) * self.inv_std
+        self.centre = self.mean.reshape(shape).astype(x.dtype)  # a copy: running stats move
+        self.xhat = (x - self.centre) * self.inv_std
         y = self.xhat
         if weight is not None:
             y = y * weight.reshape(shape)
@@ -49,6 +50,10 @@ class BatchNorm(Function):
             xc = x - mu
             inv_std = (mean(xc * xc, axes, keepdim=True) + self.eps) ** -0.5
             xhat = xc * inv_std
+        elif is_grad_enabled():
+            # eval, create_graph: the statistics are constants, but xhat (in dw) depends on x
+            inv_std = Tensor(self.inv_std)
+            xhat = (x - Tensor(self.centre)) * inv_std
         else:
             inv_std, xhat = Tensor(self.inv_std), Tensor(self.xhat)
         has_w = len(self.inputs) > 1 and self.inputs[1] is not None
