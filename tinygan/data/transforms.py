@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
-# to_signed_unit as a 256-entry table: one gather per batch instead of a cast, a divide
-# and a subtract. Its entries are computed in float32 exactly as x / 127.5 - 1 would be.
-SIGNED_UNIT_TABLE = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1)
-
-
 def to_signed_unit(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels to float32 in [-1, 1]: x / 127.5 - 1 (0 -> -1, 255 -> 1)."""
-    images = np.asarray(images)
+    """uint8 pixels to float32 in [-1, 1]: x / 127.5 - 1 (0 -> -1, 255 -> 1).
+
+    Works on NumPy and CuPy arrays alike. In place after one cast: measured faster than a
+    256-entry lookup table (a gather), and exact, since uint8 -> float32 loses nothing.
+    """
+    if not hasattr(images, "dtype"):
+        images = np.asarray(images)
     if images.dtype != np.uint8:
         raise TypeError(f"to_signed_unit expects uint8 pixels, got {images.dtype}")
-    return SIGNED_UNIT_TABLE[images]
+    out = images.astype(np.float32)
+    out /= np.float32(127.5)
+    out -= np.float32(1)
+    return out
 
 
 def to_uint8(images) -> np.ndarray:
