@@ -1,0 +1,365 @@
+"""`python -m tinygan.bench WORKLOAD`: milliseconds per training step, beside PyTorch.
+
+A step is one discriminator (critic) update on a real and a fake batch, then one generator
+update, in float32 (the workloads are in bench_models.py and BENCHMARKS.md). The time is
+the median over `--steps` timed steps after `--warmup` untimed ones; on CUDA each step ends
+with a device synchronisation, so the time is the step's, not its launch's.
+
+Each library runs in a fresh child process (`--only tinygan|torch`), one after the other,
+so that neither sees the other's memory, caches or thread pools, and both get the same
+thread count through the environment (OMP/OPENBLAS/MKL_NUM_THREADS, and
+torch.set_num_threads). Peak memory is measured the same way for both:
+
+- cpu: the peak resident set size during the steps (VmHWM, reset through
+  /proc/self/clear_refs just before the first step) minus the resident set size before it;
+  that is the step's working set: activations, gradients, optimiser state, temporaries.
+- cuda: the high-water mark of bytes in use (CuPy's memory pool, watched through its
+  allocator hook for one extra step; torch.cuda.max_memory_allocated) minus the bytes in
+  use before the first step.
+
+PyTorch is never a dependency: it is imported only in the comparison, which is skipped
+with a one-line message where it is not installed.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from .bench_models import WORKLOADS, build, tinygan_framework, torch_framework, train_step
+
+SCALING_BATCHES = (16, 32, 64, 128, 256)
+FRAMEWORKS = ("tinygan", "torch")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MB = 2 ** 20
+TORCH_MISSING = "tinygan.bench: PyTorch is not installed; skipping --compare torch"
+
+
+# ---------------------------------------------------------------------- peak memory
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory line of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Set VmHWM back to the current RSS (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _ResidentMemory:
+    """cpu, both libraries: peak RSS during the steps minus RSS before the first step."""
+
+    def start(self):
+        gc.collect()
+        self.reset = _reset_peak_rss()
+        self.before = _proc_status_bytes("VmRSS")
+
+    def finish(self, step) -> dict:
+        peak = _proc_status_bytes("VmHWM")
+        if peak is None or self.before is None:
+            return {"peak_mb": None}
+        out = {"peak_mb": round(max(0, peak - self.before) / MB, 1)}
+        if not self.reset:
+            out["peak_note"] = "VmHWM could not be reset: peak includes start-up"
+        return out
+
+
+class _TracedMemory(_ResidentMemory):
+    """cpu, tinygan: also the peak of NumPy allocations in one more step (tracemalloc).
+
+    NumPy reports its array buffers to tracemalloc, so this counts exactly the arrays a
+    step allocates on top of what already lives (parameters, optimiser state). PyTorch's
+    allocator does not report to tracemalloc, so it is an extra, not the compared number.
+    """
+
+    def finish(self, step) -> dict:
+        out = super().finish(step)
+        import tracemalloc
+        gc.collect()
+        tracemalloc.start()
+        try:
+            step()
+            out["traced_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / MB, 1)
+        finally:
+            tracemalloc.stop()
+        return out
+
+
+class _CupyMemory:
+    """cuda, tinygan: CuPy pool bytes in use, peak over one more step, minus the start."""
+
+    def start(self):
+        import cupy
+        self.cupy = cupy
+        self.pool = cupy.get_default_memory_pool()
+        cupy.cuda.Device().synchronize()
+        self.before = self.pool.used_bytes()
+
+    def finish(self, step) -> dict:
+        cupy, pool = self.cupy, self.pool
+        peak = [pool.used_bytes()]
+
+        def malloc(size):
+            memory = pool.malloc(size)
+            peak[0] = max(peak[0], pool.used_bytes())
+            return memory
+
+        cupy.cuda.set_allocator(malloc)
+        try:
+            step()
+            cupy.cuda.Device().synchronize()
+        finally:
+            cupy.cuda.set_allocator(pool.malloc)
+        return {"peak_mb": round(max(0, peak[0] - self.before) / MB, 1)}
+
+
+class _TorchCudaMemory:
+    """cuda, torch: max_memory_allocated over the steps minus memory_allocated before."""
+
+    def start(self):
+        import torch
+        self.torch = torch
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        self.before = torch.cuda.memory_allocated()
+
+    def finish(self, step) -> dict:
+        peak = self.torch.cuda.max_memory_allocated()
+        return {"peak_mb": round(max(0, peak - self.before) / MB, 1)}
+
+
+def _memory_meter(framework: str, device: str):
+    if device == "cpu":
+        return _TracedMemory() if framework == "tinygan" else _ResidentMemory()
+    return _CupyMemory() if framework == "tinygan" else _TorchCudaMemory()
+
+
+def _synchronizer(framework: str, device: str):
+    if device == "cpu":
+        return lambda: None
+    if framework == "torch":
+        import torch
+        return torch.cuda.synchronize
+    from . import backend
+    return lambda: backend.cupy_module().cuda.Device().synchronize()
+
+
+# ------------------------------------------------------------------------ one workload
+
+
+def framework_for(framework: str, device: str = "cpu", threads: int | None = None):
+    """The Framework of `tinygan` or `torch` (torch gets `threads` intra-op threads)."""
+    if framework == "tinygan":
+        return tinygan_framework(device)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        return torch_framework(device)
+    raise ValueError(f"unknown framework {framework!r}: expected one of {FRAMEWORKS}")
+
+
+def _torch_flops(setup) -> float | None:
+    """Floating-point operations of one step, as counted by torch's FlopCounterMode."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:
+        return None
+    try:
+        with FlopCounterMode(display=False) as counter:
+            train_step(setup)
+    except RuntimeError:  # the counter cannot follow autograd.grad (the WGAN-GP penalty)
+        return None
+    return float(counter.get_total_flops())
+
+
+def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, warmup: int = 2,
+        framework: str = "tinygan", threads: int | None = None, seed: int = 0) -> dict:
+    """Time `steps` training steps of a workload in this process, after `warmup` steps.
+
+    Returns {"workload", "device", "batch", "framework", "ms_per_step" (median),
+    "ms_per_sample", "ms_min", "ms_max", "steps", "warmup", "threads", "peak_mb",
+    "loss_d", "loss_g", ...}.
+    """
+    if steps < 1 or warmup < 0 or batch < 2:
+        raise ValueError(f"bench: need steps >= 1, warmup >= 0 and batch >= 2, got steps "
+                         f"{steps}, warmup {warmup}, batch {batch}")
+    fw = framework_for(framework, device, threads)
+    setup = build(fw, workload, batch, seed)
+    sync = _synchronizer(framework, device)
+
+    def step():
+        return train_step(setup)
+
+    meter = _memory_meter(framework, device)
+    meter.start()
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        loss_d, loss_g = step()
+        sync()
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            times.append(elapsed * 1000.0)
+    loss_d, loss_g = float(loss_d.item()), float(loss_g.item())
+    memory = meter.finish(step)
+
+    ms = statistics.median(times)
+    result = {
+        "workload": workload, "device": device, "batch": batch, "framework": framework,
+        "ms_per_step": round(ms, 2), "ms_per_sample": round(ms / batch, 4),
+        "ms_min": round(min(times), 2), "ms_max": round(max(times), 2),
+        "steps": steps, "warmup": warmup, "threads": _threads_in_use(framework, threads),
+        **memory, "loss_d": loss_d, "loss_g": loss_g,
+    }
+    if framework == "torch" and device == "cpu":
+        flops = _torch_flops(setup)
+        if flops is not None:
+            result["gflop_per_step"] = round(flops / 1e9, 3)
+    return result
+
+
+def _threads_in_use(framework: str, threads: int | None) -> int:
+    if framework == "torch":
+        import torch
+        return torch.get_num_threads()
+    value = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    return int(value) if value else (threads or os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------- child processes, comparison
+
+
+def torch_available() -> bool:
+    """True when PyTorch imports (the comparison needs it; tinygan never does)."""
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def run_isolated(framework: str, workload: str, device: str, batch: int, steps: int,
+                 warmup: int, threads: int, seed: int = 0) -> dict:
+    """`run` in a fresh Python process with `threads` BLAS/OpenMP threads."""
+    env = dict(os.environ)
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    command = [sys.executable, "-m", "tinygan.bench", workload, "--only", framework, "--json",
+               "--device", device, "--batch", str(batch), "--steps", str(steps),
+               "--warmup", str(warmup), "--threads", str(threads), "--seed", str(seed)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{framework} {workload} (batch {batch}) failed: {tail[0]}")
+    return json.loads(lines[-1])
+
+
+def measure(workload: str, device: str, batch: int, steps: int, warmup: int, threads: int,
+            compare: bool, seed: int = 0) -> dict:
+    """tinygan's numbers, and torch's with their ratio when `compare`; one dict."""
+    ours = run_isolated("tinygan", workload, device, batch, steps, warmup, threads, seed)
+    result = {key: ours[key] for key in ("workload", "device", "batch", "ms_per_step",
+                                         "peak_mb", "ms_per_sample", "ms_min", "ms_max",
+                                         "steps", "warmup", "threads") if key in ours}
+    for key in ("traced_peak_mb", "loss_d", "loss_g", "peak_note"):
+        if key in ours:
+            result[key] = ours[key]
+    if compare:
+        theirs = run_isolated("torch", workload, device, batch, steps, warmup, threads, seed)
+        result["torch_ms_per_step"] = theirs["ms_per_step"]
+        result["torch_peak_mb"] = theirs["peak_mb"]
+        result["ratio"] = round(ours["ms_per_step"] / theirs["ms_per_step"], 2)
+        if "gflop_per_step" in theirs:
+            result["gflop_per_step"] = theirs["gflop_per_step"]
+    return result
+
+
+def _format(r: dict) -> str:
+    if "error" in r:
+        return f"{r['workload']:<14} {r['device']:<4} batch {r['batch']:>4}  ERROR {r['error']}"
+    text = (f"{r['workload']:<14} {r['device']:<4} batch {r['batch']:>4}  "
+            f"tinygan {r['ms_per_step']:>9.1f} ms/step ({r['ms_per_sample']:.3f} ms/sample)  "
+            f"peak {_mb(r.get('peak_mb'))}")
+    if "torch_ms_per_step" in r:
+        text += (f"  | torch {r['torch_ms_per_step']:>8.1f} ms/step  "
+                 f"peak {_mb(r.get('torch_peak_mb'))}  | ratio {r['ratio']:.2f}")
+    return text
+
+
+def _mb(value) -> str:
+    return "   n/a" if value is None else f"{value:>7.1f} MB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tinygan.bench",
+        description="Milliseconds per GAN training step (D update then G update), float32.")
+    parser.add_argument("workload", choices=WORKLOADS + ("all",))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--json", action="store_true", help="one JSON line per workload")
+    parser.add_argument("--compare", choices=("torch",), help="time PyTorch beside tinygan")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="BLAS/OpenMP threads for both libraries (default: all cores)")
+    parser.add_argument("--scaling", action="store_true",
+                        help=f"run batches {', '.join(map(str, SCALING_BATCHES))}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=FRAMEWORKS,
+                        help="run one library in this process (no child process); what "
+                             "each child runs, and what to put under a profiler")
+    args = parser.parse_args(argv)
+    workloads = WORKLOADS if args.workload == "all" else (args.workload,)
+    batches = SCALING_BATCHES if args.scaling else (args.batch,)
+
+    if args.only:
+        for workload in workloads:
+            for batch in batches:
+                r = run(workload, args.device, batch, args.steps, args.warmup, args.only,
+                        args.threads, args.seed)
+                print(json.dumps(r) if args.json else
+                      f"{workload} {args.only} {args.device} batch {batch}: "
+                      f"{r['ms_per_step']:.1f} ms/step, peak {_mb(r['peak_mb']).strip()}",
+                      flush=True)
+        return 0
+
+    compare = args.compare == "torch"
+    if compare and not torch_available():
+        print(TORCH_MISSING, flush=True)
+        compare = False
+    failed = False
+    for workload in workloads:
+        for batch in batches:
+            try:
+                r = measure(workload, args.device, batch, args.steps, args.warmup,
+                            args.threads, compare, args.seed)
+            except RuntimeError as e:
+                failed = True
+                r = {"workload": workload, "device": args.device, "batch": batch,
+                     "error": str(e)}
+            print(json.dumps(r) if args.json else _format(r), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
