@@ -2,6 +2,8 @@
 import gzip
 import hashlib
 import http.server
+import io
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -186,13 +188,19 @@ def test_http_error_is_reported(env, serve):
 
 
 def test_cifar_download(env, serve, monkeypatch):
-    from test_data_cifar import make_tar  # noqa: the same archive builder
-
-    expected = make_tar(env / "src" / "c.tar.gz")
-    body = (env / "src" / "c.tar.gz").read_bytes()
+    images = np.random.default_rng(1).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    labels = np.array([7, 0, 9], np.uint8)
+    records = np.concatenate([labels[:, None], images.reshape(3, -1)], axis=1).tobytes()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-bin/test_batch.bin")
+        info.size = len(records)
+        tar.addfile(info, io.BytesIO(records))
+    body = archive.getvalue()
     server = serve({"/c.tar.gz": body})
     monkeypatch.setattr(cifar, "CIFAR10_URL", server.url + "c.tar.gz")
     monkeypatch.setattr(cifar, "CIFAR10_MD5", hashlib.md5(body).hexdigest())
     data = load("cifar10", "test")
-    np.testing.assert_array_equal(data.images, expected["test"][0])
+    np.testing.assert_array_equal(data.images, images)
+    np.testing.assert_array_equal(data.labels, labels)
     assert (env / "xdg" / "tinygan" / "cifar10" / "cifar-10-binary.tar.gz").read_bytes() == body
