@@ -1,0 +1,113 @@
+"""What every GAN variant shares: its settings, z, packing, sampling and checkpoints.
+
+A variant subclasses `GAN`, builds G and D in `build()`, its optimisers in
+`optimizers()`, and writes its training step out in `step()`, the way its paper's
+algorithm box does. Nothing else is hidden here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..tensor import Tensor, no_grad, randint, randn
+from .remedies import pack
+
+
+@dataclass
+class DataInfo:
+    """What a GAN needs to know of its data."""
+    kind: str                 # "image" or "points"
+    shape: tuple              # (C, H, W) for images, (2,) for points
+    num_classes: int = 0      # 0 when the data has no labels
+
+    @classmethod
+    def of(cls, dataset) -> "DataInfo":
+        if getattr(dataset, "centers", None) is not None:
+            return cls("points", (2,), int(len(dataset.centers)))
+        return cls("image", tuple(dataset.image_shape), int(dataset.num_classes or 0))
+
+
+class GAN:
+    """A generator G, a discriminator (or critic) D, their optimisers and a step."""
+
+    name = ""
+    #: remedies this variant accepts (label smoothing only makes sense with BCE)
+    remedies = ("feature_matching", "minibatch_discrimination", "pack", "label_smoothing")
+    conditional = False
+
+    def __init__(self, config: dict, info: DataInfo):
+        self.config, self.info = config, info
+        self.device = config.get("device", "cpu")
+        self.z_dim = int(config["z_dim"])
+        self.pack = int(config.get("pack", 1))
+        self.check_remedies()
+        self.G, self.D = self.build()
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.opt_g, self.opt_d = self.optimizers()
+
+    # -- to be written by each variant
+    def build(self):
+        raise NotImplementedError
+
+    def optimizers(self):
+        raise NotImplementedError
+
+    def step(self, next_batch) -> dict:
+        """One generator update (and the discriminator updates before it); returns losses."""
+        raise NotImplementedError
+
+    # -- shared pieces
+    def check_remedies(self):
+        asked = {"feature_matching": self.config.get("feature_matching"),
+                 "minibatch_discrimination": self.config.get("minibatch_discrimination"),
+                 "pack": self.pack > 1,
+                 "label_smoothing": self.config.get("label_smoothing")}
+        for name, on in asked.items():
+            if on and name not in self.remedies:
+                raise ValueError(f"{self.name}: --{name.replace('_', '-')} does not apply to "
+                                 f"this variant (it accepts: "
+                                 f"{', '.join(self.remedies) or 'none'})")
+
+    @property
+    def d_input_shape(self) -> tuple:
+        """D's input shape: packing m samples stacks them as channels (or features)."""
+        return (self.info.shape[0] * self.pack,) + tuple(self.info.shape[1:])
+
+    def sample_z(self, n: int) -> Tensor:
+        return randn(n, self.z_dim, device=self.device)
+
+    def sample_labels(self, n: int) -> Tensor:
+        return randint(0, self.info.num_classes, (n,), device=self.device)
+
+    def discriminate(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """D's logits for x, packed into groups of `pack` samples (PacGAN)."""
+        return self.D(pack(x, self.pack))
+
+    def d_features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.D.features(pack(x, self.pack))
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """G(z) in eval mode (BatchNorm uses its running statistics), without a graph."""
+        was_training = self.G.training
+        self.G.eval()
+        with no_grad():
+            out = self.G(z)
+        self.G.train(was_training)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+def update(optimizer, loss: Tensor) -> None:
+    """zero_grad, backward, step: one gradient step on `loss`."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()

@@ -1,0 +1,35 @@
+"""DCGAN (Radford et al. 2016): the vanilla GAN's game, played by convolutional networks.
+
+The paper's guidelines, section 3: strided convolutions instead of pooling, transposed
+convolutions in G, BatchNorm in G (and in D at 64x64), ReLU in G with tanh out,
+LeakyReLU(0.2) in D, weights ~ N(0, 0.02), Adam(lr 2e-4, beta1 0.5). The training step
+is the vanilla GAN's (Goodfellow et al. 2014, non-saturating G loss).
+"""
+from __future__ import annotations
+
+from .nets import dcgan_discriminator, dcgan_generator, init_dcgan_
+from .vanilla import VanillaGAN
+
+
+def defaults(info) -> dict:
+    if info.kind != "image":
+        raise ValueError("dcgan works on images; for 2D points use vanilla, wgan, wgan-gp "
+                         "or cgan")
+    return dict(z_dim=128 if info.shape[1] == 32 else 100, lr_g=2e-4, lr_d=2e-4,
+                betas=(0.5, 0.999), batch_size=64 if info.shape[1] != 64 else 128,
+                epochs=20 if info.shape[1] == 28 else 30, n_critic=1)
+
+
+class DCGAN(VanillaGAN):
+    name = "dcgan"
+
+    def build(self):
+        cfg = self.config
+        G = dcgan_generator(self.z_dim, self.info.shape)
+        D = dcgan_discriminator(self.d_input_shape, batchnorm=True,
+                                dropout=0.3 if self.info.shape[1] == 28 else 0.0,
+                                minibatch_discrimination=bool(
+                                    cfg.get("minibatch_discrimination")))
+        init_dcgan_(G)
+        init_dcgan_(D)
+        return G, D

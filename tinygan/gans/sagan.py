@@ -1,0 +1,57 @@
+"""SAGAN (Zhang et al. 2019): self-attention, spectral norm everywhere, hinge loss.
+
+- Spectral normalisation (Miyato et al. 2018) on every layer of G and D.
+- Self-attention at the 16x16 feature maps (or the nearest: 14x14 at 28x28), with its
+  gamma starting at 0 so the network first relies on local convolutions.
+- Hinge loss (sec. 4): L_D = mean relu(1 - D(x)) + mean relu(1 + D(G(z))),
+                        L_G = -mean D(G(z)).
+- Two time-scale update rule: lr 1e-4 for G, 4e-4 for D, Adam betas (0, 0.9).
+"""
+from __future__ import annotations
+
+from .. import functional as F
+from .. import optim
+from .base import GAN, update
+from .nets import sagan_discriminator, sagan_generator
+from .remedies import feature_matching_loss
+
+
+def defaults(info) -> dict:
+    if info.kind != "image":
+        raise ValueError("sagan works on images; for 2D points use vanilla, wgan, wgan-gp "
+                         "or cgan")
+    return dict(z_dim=128, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9), batch_size=64,
+                epochs=30, n_critic=1)
+
+
+class SAGAN(GAN):
+    name = "sagan"
+    remedies = ("feature_matching", "minibatch_discrimination", "pack")
+
+    def build(self):
+        G = sagan_generator(self.z_dim, self.info.shape)
+        D = sagan_discriminator(self.d_input_shape,
+                                bool(self.config.get("minibatch_discrimination")))
+        return G, D
+
+    def optimizers(self):
+        cfg = self.config
+        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
+                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
+
+    def step(self, next_batch) -> dict:
+        cfg = self.config
+        for _ in range(int(cfg.get("n_critic", 1))):
+            real, labels = next_batch()
+            fake = self.G(self.sample_z(real.shape[0])).detach()
+            loss_d = (F.relu(1.0 - self.discriminate(real)).mean()
+                      + F.relu(1.0 + self.discriminate(fake)).mean())
+            update(self.opt_d, loss_d)
+
+        fake = self.G(self.sample_z(real.shape[0]))
+        if cfg.get("feature_matching"):
+            loss_g = feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
+        else:
+            loss_g = -self.discriminate(fake).mean()
+        update(self.opt_g, loss_g)
+        return {"d_loss": loss_d.item(), "g_loss": loss_g.item()}

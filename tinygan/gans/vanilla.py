@@ -1,0 +1,80 @@
+"""The original GAN (Goodfellow et al. 2014): MLPs and binary cross-entropy.
+
+Algorithm 1 of the paper, with the non-saturating generator loss of its section 3:
+  D ascends   log D(x) + log(1 - D(G(z)))
+  G descends  -log D(G(z))          (the minimax form, log(1 - D(G(z))), as an option:
+                                      it saturates when D wins early, which is why it
+                                      is not the default)
+D outputs a logit; sigmoid and log are fused in binary_cross_entropy_with_logits.
+"""
+from __future__ import annotations
+
+from .. import functional as F
+from .. import optim
+from ..tensor import ones_like, zeros_like
+from .base import GAN, update
+from .nets import mlp_discriminator, mlp_generator
+from .remedies import feature_matching_loss, real_target
+
+
+def defaults(info) -> dict:
+    if info.kind == "points":  # PacGAN's 2D protocol (Lin et al. 2018, sec. 5.1)
+        return dict(z_dim=2, lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.999), batch_size=100,
+                    steps=20000, n_critic=1)
+    # the seeds' dense GAN on 28x28 (../shared/BENCHMARKS.md, vanilla-mnist)
+    return dict(z_dim=100, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), batch_size=64,
+                epochs=30, n_critic=1)
+
+
+class VanillaGAN(GAN):
+    name = "vanilla"
+
+    def build(self):
+        cfg, info = self.config, self.info
+        mbd = bool(cfg.get("minibatch_discrimination"))
+        if info.kind == "points":
+            G = mlp_generator(self.z_dim, info.shape, hidden=(400, 400, 400, 400), slope=0,
+                              batchnorm=True, tanh=False)
+            D = mlp_discriminator(self.d_input_shape, hidden=(200, 200, 200),
+                                  minibatch_discrimination=mbd)
+        else:
+            G = mlp_generator(self.z_dim, info.shape)
+            D = mlp_discriminator(self.d_input_shape, minibatch_discrimination=mbd)
+        return G, D
+
+    def optimizers(self):
+        cfg = self.config
+        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
+                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
+
+    def step(self, next_batch) -> dict:
+        cfg = self.config
+        real, labels = next_batch()
+        n = real.shape[0]
+
+        # 1. discriminator: real -> 1 (or 1 - smoothing), fake -> 0
+        fake = self.G(self.sample_z(n)).detach()
+        real_logits = self.discriminate(real, labels)
+        fake_logits = self.discriminate(fake, labels)
+        loss_d = (F.binary_cross_entropy_with_logits(
+                      real_logits, real_target(real_logits, cfg.get("label_smoothing", 0.0)))
+                  + F.binary_cross_entropy_with_logits(fake_logits, zeros_like(fake_logits)))
+        update(self.opt_d, loss_d)
+
+        # 2. generator
+        fake = self.G(self.sample_z(n))
+        loss_g = self.generator_loss(real, fake, labels)
+        update(self.opt_g, loss_g)
+        return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
+                "d_real": F.sigmoid(real_logits).mean().item(),
+                "d_fake": F.sigmoid(fake_logits).mean().item()}
+
+    def generator_loss(self, real, fake, labels=None):
+        if self.config.get("feature_matching"):
+            return feature_matching_loss(self.d_features(real, labels).detach(),
+                                         self.d_features(fake, labels))
+        logits = self.discriminate(fake, labels)
+        if self.config.get("minimax"):
+            # minimise log(1 - D(G(z))) = -BCE(logits, 0)
+            return -F.binary_cross_entropy_with_logits(logits, zeros_like(logits))
+        return F.binary_cross_entropy_with_logits(logits, ones_like(logits))

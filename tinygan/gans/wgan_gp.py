@@ -1,0 +1,77 @@
+"""WGAN-GP (Gulrajani et al. 2017): the critic's Lipschitz constraint as a penalty.
+
+Algorithm 1 of the paper (lambda = 10, n_critic = 5, Adam(1e-4, 0, 0.9)):
+  x_hat = e x + (1 - e) G(z),  e ~ U[0, 1] per sample
+  L = mean D(G(z)) - mean D(x) + lambda mean (||grad_x_hat D(x_hat)||_2 - 1)^2
+The norm is taken per sample over C x H x W. Its gradient with respect to D's
+parameters is a second derivative: tinygan.grad(..., create_graph=True) builds the graph
+of the first one. No BatchNorm in the critic (sec. 4): the penalty is per sample, and
+BatchNorm would couple the samples of a batch.
+"""
+from __future__ import annotations
+
+from .. import optim
+from ..tensor import grad, rand
+from .nets import dcgan_discriminator, mlp_discriminator
+from .wgan import WGAN, update
+from .remedies import feature_matching_loss, pack
+
+
+def defaults(info) -> dict:
+    d = dict(z_dim=2 if info.kind == "points" else 100, lr_g=1e-4, lr_d=1e-4,
+             betas=(0.0, 0.9), batch_size=64, n_critic=5, gp_lambda=10.0)
+    d.update(steps=20000) if info.kind == "points" else d.update(epochs=30)
+    return d
+
+
+def gradient_penalty(critic, real, fake, pack=lambda x: x):
+    """mean over samples of (||d critic(x_hat) / d x_hat||_2 - 1)^2, norm over C x H x W."""
+    n = real.shape[0]
+    e = rand(*((n,) + (1,) * (real.ndim - 1)), dtype=real.dtype, device=real.device)
+    x_hat = (e * real + (1.0 - e) * fake).detach().requires_grad_()
+    scores = critic(pack(x_hat))
+    g, = grad(scores.sum(), x_hat, create_graph=True)
+    norms = ((g * g).reshape(n, -1).sum(1) + 1e-12).sqrt()  # eps: sqrt has no slope at 0
+    return ((norms - 1.0) ** 2).mean()
+
+
+class WGANGP(WGAN):
+    name = "wgan-gp"
+
+    def build(self):
+        G, _ = super().build()  # the same generator as WGAN's
+        mbd = bool(self.config.get("minibatch_discrimination"))
+        if self.info.kind == "points":
+            D = mlp_discriminator(self.d_input_shape, hidden=(200, 200, 200),
+                                  minibatch_discrimination=mbd)
+        else:
+            D = dcgan_discriminator(self.d_input_shape, batchnorm=False, dropout=0.0,
+                                    minibatch_discrimination=mbd)
+        return G, D
+
+    def optimizers(self):
+        cfg = self.config
+        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
+                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
+
+    def step(self, next_batch) -> dict:
+        cfg = self.config
+        for _ in range(int(cfg["n_critic"])):
+            real, labels = next_batch()
+            fake = self.G(self.sample_z(real.shape[0])).detach()
+            wasserstein = self.discriminate(real).mean() - self.discriminate(fake).mean()
+            penalty = gradient_penalty(self.D, real, fake, self._pack)
+            loss_d = -wasserstein + cfg["gp_lambda"] * penalty
+            update(self.opt_d, loss_d)
+
+        fake = self.G(self.sample_z(real.shape[0]))
+        if cfg.get("feature_matching"):
+            loss_g = feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
+        else:
+            loss_g = -self.discriminate(fake).mean()
+        update(self.opt_g, loss_g)
+        return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
+                "wasserstein": wasserstein.item(), "gp": penalty.item()}
+
+    def _pack(self, x):
+        return pack(x, self.pack)

@@ -1,0 +1,84 @@
+"""`python -m tinygan.sample RUN_OR_CHECKPOINT -n N --out FILE [--label K] [--seed S]`
+
+Writes a PNG grid of N samples, or with an .npz FILE the raw samples (float32 NCHW in
+[-1, 1] under the key `images`; for 2D data an (N, 2) array).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from . import backend
+
+
+def load_gan(path: str, device: str | None = None):
+    """The GAN of a run folder (its checkpoints/latest.npz) or of a checkpoint file."""
+    from .gans import DataInfo, build
+    from .serialization import load
+    checkpoint = path if path.endswith(".npz") else os.path.join(path, "checkpoints",
+                                                                 "latest.npz")
+    if not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    state = load(checkpoint, device=device or "cpu")
+    config = json.loads(state["config"])
+    config["device"] = device or "cpu"
+    from . import data
+    dataset = data.load(config["dataset"], root=config.get("data_dir"))
+    gan = build(config["variant"], config, DataInfo.of(dataset))
+    gan.load_state_dict(state["gan"])
+    return gan, config, dataset
+
+
+def sample(gan, n: int, label: int | None = None, seed: int = 0) -> np.ndarray:
+    """n samples of G as a float32 NumPy array."""
+    from .tensor import Tensor
+    rng = np.random.default_rng(seed)
+    z = Tensor(backend.to_device(rng.standard_normal((n, gan.z_dim)).astype(np.float32),
+                                 gan.device))
+    labels = None
+    if gan.conditional:
+        k = gan.info.num_classes
+        if label is not None and not 0 <= label < k:
+            raise ValueError(f"--label {label} is outside the {k} classes [0, {k})")
+        values = np.full(n, label) if label is not None else rng.integers(0, k, n)
+        labels = Tensor(backend.to_device(values.astype(np.int64), gan.device))
+    elif label is not None:
+        raise ValueError(f"--label needs a conditional variant (cgan), not {gan.name}")
+    return backend.to_numpy(gan.generate(z, labels).data).astype(np.float32)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tinygan.sample", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="a run folder or a checkpoint .npz")
+    p.add_argument("-n", type=int, default=64, help="how many samples")
+    p.add_argument("--out", required=True, help="a .png grid or an .npz of raw samples")
+    p.add_argument("--label", type=int, help="the class to sample (cgan)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    args = p.parse_args(argv)
+    try:
+        gan, config, dataset = load_gan(args.run, args.device)
+        images = sample(gan, args.n, args.label, args.seed)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from .plots import atomic_path, save_grid, save_scatter
+    if args.out.endswith(".npz"):
+        with atomic_path(args.out) as tmp:
+            np.savez(tmp, images=images)
+    elif gan.info.kind == "points":
+        real = dataset.sample(len(images), np.random.default_rng(0))[0]
+        save_scatter(images, real, args.out, centers=np.asarray(dataset.centers))
+    else:
+        save_grid(images, args.out, nrow=int(np.ceil(np.sqrt(args.n))))
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
