@@ -5,6 +5,7 @@ of lessons/README.md. Figures go to a temporary folder, so the repository stays 
 `python lessons/run_lessons.py --write-figures` regenerates the committed ones.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 
 _spec = importlib.util.spec_from_file_location("run_lessons", LESSONS / "run_lessons.py")
 run_lessons = importlib.util.module_from_spec(_spec)
+sys.modules["run_lessons"] = run_lessons  # dataclasses look their module up there
 _spec.loader.exec_module(run_lessons)
 
 
