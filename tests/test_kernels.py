@@ -1,0 +1,184 @@
+"""Fused CuPy kernels against the generic code they replace.
+
+On every machine: each kernel's generic twin agrees with tinygan.functional (so the
+GPU comparison below compares against the right thing). With CuPy and a GPU: each kernel
+agrees with its generic twin in float32 (rtol 1e-4); elsewhere those tests are skipped
+with the reason.
+"""
+import numpy as np
+import pytest
+
+import tinygan
+import tinygan.functional as F
+from tinygan import backend
+from tinygan.functional.conv import _col2im_array, _im2col_array
+from tinygan.kernels import activation, batchnorm, im2col, optim
+
+rng = np.random.default_rng(0)
+gpu = pytest.mark.skipif(not backend.cuda_is_available(),
+                         reason=f"needs CuPy and a CUDA GPU: {backend.cuda_unavailable_reason()}")
+
+
+def randn(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ------------------------------------------------ generic twins == functional (CPU)
+
+def test_leaky_relu_generic_matches_functional():
+    x = randn(4, 5)
+    gy = randn(4, 5)
+    t = tinygan.tensor(x, requires_grad=True)
+    y = F.leaky_relu(t, 0.2)
+    y.backward(tinygan.tensor(gy))
+    assert np.allclose(activation.leaky_relu_forward_generic(x, 0.2), y.detach().numpy())
+    assert np.allclose(activation.leaky_relu_backward_generic(gy, x, 0.2), t.grad.numpy())
+
+
+def test_bce_generic_matches_functional():
+    x, target = randn(6, 1) * 5, rng.random((6, 1)).astype(np.float32)
+    gy = randn(6, 1)
+    t = tinygan.tensor(x, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(t, tinygan.tensor(target), reduction="none")
+    loss.backward(tinygan.tensor(gy))
+    assert np.allclose(activation.bce_with_logits_forward_generic(x, target),
+                       loss.detach().numpy(), atol=1e-6)
+    assert np.allclose(activation.bce_with_logits_backward_generic(gy, x, target),
+                       t.grad.numpy(), atol=1e-6)
+
+
+def test_batchnorm_generic_matches_functional():
+    x, gy = randn(8, 3, 4, 4), randn(8, 3, 4, 4)
+    w, b = randn(3), randn(3)
+    xt, wt, bt = (tinygan.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.batch_norm(xt, None, None, wt, bt, training=True)
+    y.backward(tinygan.tensor(gy))
+    axes, shape = (0, 2, 3), (1, 3, 1, 1)
+    mean = x.mean(axes).reshape(shape)
+    inv_std = 1 / np.sqrt(x.var(axes).reshape(shape) + 1e-5)
+    xhat, out = batchnorm.normalize_generic(x, mean, inv_std, w.reshape(shape), b.reshape(shape))
+    assert np.allclose(out, y.detach().numpy(), atol=1e-5)
+    gx = batchnorm.input_grad_generic(gy, xhat, inv_std, w.reshape(shape),
+                                      gy.mean(axes).reshape(shape),
+                                      (gy * xhat).mean(axes).reshape(shape))
+    assert np.allclose(gx, xt.grad.numpy(), atol=1e-4)
+
+
+def test_adam_generic_matches_optimizer():
+    p0, g = randn(10), randn(10)
+    p = tinygan.tensor(p0.copy(), requires_grad=True)
+    opt = tinygan.optim.Adam([p], lr=1e-2, betas=(0.5, 0.9), weight_decay=0.1)
+    mine, m, v = p0.copy(), np.zeros(10, np.float32), np.zeros(10, np.float32)
+    for step in (1, 2, 3):
+        p.grad = tinygan.tensor(g)
+        opt.step()
+        optim.adam_generic(mine, g, m, v, 1e-2, 0.5, 0.9, 1e-8, 0.1, 1 - 0.5 ** step,
+                           1 - 0.9 ** step)
+    assert np.allclose(mine, p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_rmsprop_generic_matches_optimizer():
+    p0, g = randn(10), randn(10)
+    p = tinygan.tensor(p0.copy(), requires_grad=True)
+    opt = tinygan.optim.RMSprop([p], lr=1e-2, alpha=0.9)
+    mine, s = p0.copy(), np.zeros(10, np.float32)
+    for _ in range(3):
+        p.grad = tinygan.tensor(g)
+        opt.step()
+        optim.rmsprop_generic(mine, g, s, 1e-2, 0.9, 1e-8, 0.0)
+    assert np.allclose(mine, p.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_flatten_makes_views():
+    ts = [tinygan.tensor(randn(3, 4)), tinygan.tensor(randn(5))]
+    before = [t.numpy().copy() for t in ts]
+    flat = optim.flatten_(ts)
+    assert flat.shape == (17,)
+    for t, b in zip(ts, before):
+        assert np.array_equal(t.numpy(), b) and np.shares_memory(t.data, flat)
+    flat += 1
+    assert np.array_equal(ts[1].numpy(), before[1] + 1)
+
+
+# -------------------------------------------------------- kernels == generic (GPU)
+
+def _cp():
+    return backend.cupy_module()
+
+
+@gpu
+@pytest.mark.gpu
+def test_leaky_relu_kernel():
+    cp = _cp()
+    x, gy = cp.asarray(randn(64, 128)), cp.asarray(randn(64, 128))
+    cp.testing.assert_allclose(activation.leaky_relu_forward(x, 0.2),
+                               activation.leaky_relu_forward_generic(x, 0.2), rtol=1e-4)
+    cp.testing.assert_allclose(activation.leaky_relu_backward(gy, x, 0.2),
+                               activation.leaky_relu_backward_generic(gy, x, 0.2), rtol=1e-4)
+
+
+@gpu
+@pytest.mark.gpu
+def test_bce_kernel():
+    cp = _cp()
+    x = cp.asarray(randn(64, 1) * 30)
+    t, gy = cp.asarray(rng.random((64, 1)).astype(np.float32)), cp.asarray(randn(64, 1))
+    cp.testing.assert_allclose(activation.bce_with_logits_forward(x, t),
+                               activation.bce_with_logits_forward_generic(x, t), rtol=1e-4,
+                               atol=1e-6)
+    cp.testing.assert_allclose(activation.bce_with_logits_backward(gy, x, t),
+                               activation.bce_with_logits_backward_generic(gy, x, t),
+                               rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+def test_batchnorm_kernels():
+    cp = _cp()
+    x, gy = cp.asarray(randn(16, 8, 5, 5)), cp.asarray(randn(16, 8, 5, 5))
+    shape = (1, 8, 1, 1)
+    mean, inv_std = x.mean((0, 2, 3)).reshape(shape), 1 / cp.sqrt(x.var((0, 2, 3)) + 1e-5)
+    inv_std = inv_std.reshape(shape)
+    w, b = cp.asarray(randn(8)).reshape(shape), cp.asarray(randn(8)).reshape(shape)
+    for got, want in zip(batchnorm.normalize(x, mean, inv_std, w, b),
+                         batchnorm.normalize_generic(x, mean, inv_std, w, b)):
+        cp.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    xhat = (x - mean) * inv_std
+    mg, mgx = gy.mean((0, 2, 3)).reshape(shape), (gy * xhat).mean((0, 2, 3)).reshape(shape)
+    cp.testing.assert_allclose(batchnorm.input_grad(gy, xhat, inv_std, w, mg, mgx),
+                               batchnorm.input_grad_generic(gy, xhat, inv_std, w, mg, mgx),
+                               rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_optimizer_kernels(name):
+    cp = _cp()
+    p, g = cp.asarray(randn(1000)), cp.asarray(randn(1000))
+    states = [cp.zeros(1000, cp.float32) for _ in range(2)]
+    p2, states2 = p.copy(), [s.copy() for s in states]
+    for step in (1, 2, 3):
+        if name == "adam":
+            args = (1e-3, 0.5, 0.999, 1e-8, 0.01, 1 - 0.5 ** step, 1 - 0.999 ** step)
+            optim.adam(p, g, *states, *args)
+            optim.adam_generic(p2, g, *states2, *args)
+        else:
+            optim.rmsprop(p, g, states[0], 1e-3, 0.99, 1e-8, 0.0)
+            optim.rmsprop_generic(p2, g, states2[0], 1e-3, 0.99, 1e-8, 0.0)
+    cp.testing.assert_allclose(p, p2, rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (4, 2, 1, 1), (5, 2, 2, 1), (3, 2, 0, 2)])
+def test_im2col_kernels(k, s, p, d):
+    cp = _cp()
+    x = cp.asarray(randn(2, 3, 9, 8))
+    args = ((k, k), (s, s), (p, p), (d, d))
+    want, out_hw = _im2col_array(x, *args)
+    got = im2col.im2col(x, *args, out_hw)
+    cp.testing.assert_allclose(got, want, rtol=1e-5)
+    cols = cp.asarray(randn(*want.shape))
+    cp.testing.assert_allclose(im2col.col2im(cols, x.shape, *args, out_hw),
+                               _col2im_array(cols, x.shape, *args), rtol=1e-4, atol=1e-5)

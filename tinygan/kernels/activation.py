@@ -1,0 +1,74 @@
+"""leaky_relu (relu is slope 0) and binary cross-entropy with logits: one pass each way.
+
+The generic path makes a mask array, then multiplies (two passes and a temporary); the
+kernel reads x once and writes y once.
+"""
+from __future__ import annotations
+
+from .. import backend
+from . import compile_once
+
+_kernels: dict = {}
+
+
+def _cupy():
+    return backend.cupy_module()
+
+
+# ---------------------------------------------------------------- leaky_relu
+
+
+def leaky_relu_forward_generic(x, slope: float):
+    xp = backend.get_array_module(x)
+    return xp.where(x > 0, x, x * x.dtype.type(slope))
+
+
+def leaky_relu_backward_generic(gy, x, slope: float):
+    xp = backend.get_array_module(x)
+    return xp.where(x > 0, gy, gy * gy.dtype.type(slope))
+
+
+def leaky_relu_forward(x, slope: float):
+    """y = x if x > 0 else slope x, in one kernel."""
+    k = compile_once(_kernels, "lrelu_f", lambda: _cupy().ElementwiseKernel(
+        "T x, T slope", "T y", "y = x > (T)0 ? x : x * slope", "tinygan_leaky_relu_fwd"))
+    return k(x, x.dtype.type(slope))
+
+
+def leaky_relu_backward(gy, x, slope: float):
+    """dx = gy if x > 0 else slope gy, in one kernel."""
+    k = compile_once(_kernels, "lrelu_b", lambda: _cupy().ElementwiseKernel(
+        "T gy, T x, T slope", "T gx", "gx = x > (T)0 ? gy : gy * slope",
+        "tinygan_leaky_relu_bwd"))
+    return k(gy, x, gy.dtype.type(slope))
+
+
+# ----------------------------------------------------------- BCE with logits
+
+
+def bce_with_logits_forward_generic(x, t):
+    xp = backend.get_array_module(x)
+    return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-abs(x)))
+
+
+def bce_with_logits_backward_generic(gy, x, t):
+    xp = backend.get_array_module(x)
+    s = xp.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)
+    return gy * (s - t)
+
+
+def bce_with_logits_forward(x, t):
+    """l = max(x, 0) - x t + log1p(exp(-|x|)), stable for any |x|."""
+    k = compile_once(_kernels, "bce_f", lambda: _cupy().ElementwiseKernel(
+        "T x, T t", "T l", "l = max(x, (T)0) - x * t + log1p(exp(-fabs(x)))",
+        "tinygan_bce_logits_fwd"))
+    return k(x, t)
+
+
+def bce_with_logits_backward(gy, x, t):
+    """dl/dx = gy (sigmoid(x) - t)."""
+    k = compile_once(_kernels, "bce_b", lambda: _cupy().ElementwiseKernel(
+        "T gy, T x, T t", "T gx",
+        "T s = tanh(x * (T)0.5) * (T)0.5 + (T)0.5; gx = gy * (s - t)",
+        "tinygan_bce_logits_bwd"))
+    return k(gy, x, t)
