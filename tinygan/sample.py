@@ -27,7 +27,8 @@ def load_gan(path: str, device: str | None = None):
     config = json.loads(state["config"])
     config["device"] = device or "cpu"
     from . import data
-    dataset = data.load(config["dataset"], root=config.get("data_dir"))
+    dataset = data.load(config["dataset"], root=config.get("data_dir"),
+                        size=config.get("image_size"))
     gan = build(config["variant"], config, DataInfo.of(dataset))
     gan.load_state_dict(state["gan"])
     return gan, config, dataset

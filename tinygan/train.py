@@ -25,7 +25,7 @@ import numpy as np
 
 from . import backend
 from .gans import VARIANTS, DataInfo, build, defaults
-from .plots import save_gif, save_grid, save_losses_plot, save_scatter
+from .plots import atomic_path, save_gif, save_grid, save_losses_plot, save_scatter
 
 REMEDY_FLAGS = ("feature_matching", "minibatch_discrimination", "pack", "label_smoothing")
 TUNABLE = ("batch_size", "lr_g", "lr_d", "betas", "z_dim", "n_critic")
@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
         description="Train a GAN from scratch on real data.",
         epilog=(f"variants: {', '.join(VARIANTS)}\ndatasets: {', '.join(NAMES)}\n\n"
                 + _defaults_table()))
-    p.add_argument("variant", help="one of: " + ", ".join(VARIANTS))
-    p.add_argument("dataset", help="one of: " + ", ".join(NAMES))
+    p.add_argument("variant", nargs="?", help="one of: " + ", ".join(VARIANTS)
+                   + " (not needed with --resume)")
+    p.add_argument("dataset", nargs="?", help="one of: " + ", ".join(NAMES))
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="total length of the run in epochs")
     length.add_argument("--steps", type=int, help="total length in generator steps")
@@ -69,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default $TINYGAN_DEVICE or cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="where to look for data first")
+    p.add_argument("--image-size", type=int,
+                   help="image side for folder:, celeba and flowers (default: their own)")
     p.add_argument("--out", help="run folder (default runs/VARIANT-DATASET-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
@@ -113,13 +116,20 @@ def make_config(args, info: DataInfo) -> dict:
                   feature_matching=args.feature_matching,
                   minibatch_discrimination=args.minibatch_discrimination,
                   pack=args.pack, label_smoothing=args.label_smoothing,
-                  minimax=args.minimax, data_dir=args.data_dir)
+                  minimax=args.minimax, data_dir=args.data_dir, image_size=args.image_size)
     if args.projection:
         config["projection"] = True
     if config["pack"] > 1 and config["batch_size"] % config["pack"]:
         raise SystemExit(f"error: --pack {config['pack']} must divide the batch size "
                          f"{config['batch_size']}")
     return config
+
+
+def load_dataset(config: dict):
+    """The training split of the config's dataset, at its --image-size if one was given."""
+    from . import data
+    return data.load(config["dataset"], root=config.get("data_dir"),
+                     size=config.get("image_size"))
 
 
 def versions(device: str) -> dict:
@@ -139,13 +149,14 @@ def total_steps(config: dict, batches_per_epoch: int) -> int:
 class Run:
     """One training run: its folder, its GAN, its data, its loop."""
 
-    def __init__(self, config: dict, folder: str, resume: bool = False, progress: bool = True):
-        from . import data
+    def __init__(self, config: dict, folder: str, resume: bool = False, progress: bool = True,
+                 dataset=None):
+        from .data import DataLoader
         self.config, self.folder, self.progress = config, folder, progress
         backend.manual_seed(config["seed"])
-        self.dataset = data.load(config["dataset"], root=config.get("data_dir"))
+        self.dataset = dataset if dataset is not None else load_dataset(config)
         self.info = DataInfo.of(self.dataset)
-        self.loader = data.DataLoader(self.dataset, config["batch_size"], shuffle=True,
+        self.loader = DataLoader(self.dataset, config["batch_size"], shuffle=True,
                                       drop_last=True, seed=config["seed"],
                                       device=config["device"])
         self.gan = build(config["variant"], config, self.info)
@@ -166,9 +177,9 @@ class Run:
         os.makedirs(os.path.join(folder, "checkpoints"), exist_ok=True)
         if resume:
             self.load_checkpoint()
-        else:
-            with open(os.path.join(folder, "config.json"), "w") as f:
-                json.dump({**config, "versions": versions(config["device"])}, f, indent=2)
+        # on resume too: the run's length may have changed (--steps, --epochs)
+        with atomic_path(os.path.join(folder, "config.json")) as tmp, open(tmp, "w") as f:
+            json.dump({**config, "versions": versions(config["device"])}, f, indent=2)
         self.csv_path = os.path.join(folder, "losses.csv")
 
     # -- checkpoints
@@ -261,9 +272,11 @@ class Run:
                 losses = self.gan.step(next_batch)
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
-                    raise TrainingDiverged(
-                        f"step {self.step + 1}: {bad[0]} is {losses[bad[0]]}; stopping. The "
-                        f"last good checkpoint is {self.checkpoint_path}")
+                    kept = (f"the last good checkpoint is {self.checkpoint_path}"
+                            if os.path.exists(self.checkpoint_path) else
+                            "no checkpoint was written yet (one is written every epoch)")
+                    raise TrainingDiverged(f"step {self.step + 1}: {bad[0]} is "
+                                           f"{losses[bad[0]]}; stopping; {kept}")
                 self.step += 1
                 if writer is None:
                     new = not os.path.exists(self.csv_path)
@@ -320,36 +333,43 @@ class Run:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from .data import DATASETS
-    if args.variant not in VARIANTS:
-        print(f"error: unknown variant {args.variant!r}; valid: {', '.join(VARIANTS)}",
-              file=sys.stderr)
-        return 2
-    if args.dataset not in DATASETS and not args.dataset.startswith("folder:"):
-        print(f"error: unknown dataset {args.dataset!r}; valid: {', '.join(DATASETS)}, "
-              "folder:PATH", file=sys.stderr)
-        return 2
-
+    from .data import DATASETS, DatasetError
     if args.resume:
-        with open(os.path.join(args.resume, "config.json")) as f:
-            config = json.load(f)
-        config.pop("versions", None)
-        if args.steps is not None:
-            config.pop("epochs", None)
-            config["steps"] = args.steps
-        elif args.epochs is not None:
-            config.pop("steps", None)
-            config["epochs"] = args.epochs
-        folder = args.resume
+        try:
+            config = resume_config(args)
+        except (OSError, ValueError) as e:
+            print(f"error: --resume {args.resume}: {e}", file=sys.stderr)
+            return 2
+        folder, dataset = args.resume, None
     else:
-        from . import data
-        dataset = data.load(args.dataset, root=args.data_dir)
-        config = make_config(args, DataInfo.of(dataset))
+        if args.variant is None or args.dataset is None:
+            print("error: give a VARIANT and a DATASET (or --resume RUN); valid variants: "
+                  f"{', '.join(VARIANTS)}", file=sys.stderr)
+            return 2
+        if args.variant not in VARIANTS:
+            print(f"error: unknown variant {args.variant!r}; valid: {', '.join(VARIANTS)}",
+                  file=sys.stderr)
+            return 2
+        if args.dataset not in DATASETS and not args.dataset.startswith("folder:"):
+            print(f"error: unknown dataset {args.dataset!r}; valid: {', '.join(DATASETS)}, "
+                  "folder:PATH", file=sys.stderr)
+            return 2
+        try:  # loaded once here and handed to the run, so its warnings print once
+            dataset = load_dataset(vars(args))
+            config = make_config(args, DataInfo.of(dataset))
+        except (DatasetError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = args.out or os.path.join("runs", f"{args.variant}-{args.dataset}-{stamp}")
     print(f"tinygan {config['variant']} on {config['dataset']}: "
           + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("variant", "dataset")))
-    run = Run(config, folder, resume=bool(args.resume), progress=not args.no_progress)
+    try:
+        run = Run(config, folder, resume=bool(args.resume), progress=not args.no_progress,
+                  dataset=dataset)
+    except (DatasetError, ValueError) as e:  # e.g. a remedy this variant does not take
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         run.train()
     except TrainingDiverged as e:
@@ -358,6 +378,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def resume_config(args) -> dict:
+    """The config of the run in args.resume, with a new length if --steps/--epochs is given."""
+    with open(os.path.join(args.resume, "config.json")) as f:
+        config = json.load(f)
+    config.pop("versions", None)
+    if args.steps is not None:
+        config.pop("epochs", None)
+        config["steps"] = args.steps
+    elif args.epochs is not None:
+        config.pop("steps", None)
+        config["epochs"] = args.epochs
+    return config
 
 
 if __name__ == "__main__":
