@@ -72,8 +72,10 @@ def rmsprop_reference(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, 
     return p
 
 
-SGD_CASES = [dict(lr=0.05), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, dampening=0.3),
-             dict(lr=0.05, momentum=0.9, nesterov=True), dict(lr=0.05, momentum=0.5, weight_decay=0.1),
+SGD_CASES = [dict(lr=0.05), dict(lr=0.05, momentum=0.9),
+             dict(lr=0.05, momentum=0.9, dampening=0.3),
+             dict(lr=0.05, momentum=0.9, nesterov=True),
+             dict(lr=0.05, momentum=0.5, weight_decay=0.1),
              dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)]
 ADAM_CASES = [dict(lr=0.1), dict(lr=0.1, betas=(0.5, 0.9)), dict(lr=0.1, weight_decay=0.1),
               dict(lr=0.1, amsgrad=True), dict(lr=0.1, eps=1e-3, amsgrad=True, weight_decay=0.5)]
@@ -313,3 +315,31 @@ def test_matches_torch(name, kw):
         opt.step()
     got = run_engine(lambda ps: getattr(optim, name)(ps, **kw))
     np.testing.assert_allclose(got, p.detach().numpy(), rtol=0, atol=1e-6)
+
+
+# -- the fused GPU path, with its generic twin standing in for the kernel ---------------------
+
+@pytest.mark.parametrize("name,kw", [("Adam", c) for c in ADAM_CASES if not c.get("amsgrad")]
+                         + [("RMSprop", dict(lr=0.01)),
+                            ("RMSprop", dict(lr=0.01, weight_decay=0.1))])
+def test_fused_kernel_dispatch_passes_the_right_arguments(name, kw, monkeypatch):
+    from tinygan import kernels
+    from tinygan.kernels import optim as fused
+    calls = []
+
+    def generic(twin):
+        def run(*args):
+            calls.append(1)
+            twin(*args)
+        return run
+
+    monkeypatch.setattr(kernels, "enabled", lambda *arrays: True)
+    monkeypatch.setattr(fused, "adam", generic(fused.adam_generic))
+    monkeypatch.setattr(fused, "rmsprop", generic(fused.rmsprop_generic))
+    got = run_engine(lambda ps: getattr(optim, name)(ps, **kw))
+    assert len(calls) == 3
+    ref = dict(kw)
+    if "betas" in ref:
+        ref["b1"], ref["b2"] = ref.pop("betas")
+    want = (adam_reference if name == "Adam" else rmsprop_reference)(**ref)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -1,5 +1,4 @@
 """Checkpoints: bit-identical round trips, corrupt files refused clearly, atomic writes."""
-import io
 import json
 import os
 import zipfile

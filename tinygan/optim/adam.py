@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+    """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m_hat / (sqrt(v_hat) + eps).
+
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t) undo the bias towards the zero start.
 
     Kingma & Ba 2015, Algorithm 1, in PyTorch's order: weight decay is added to the
     gradient (L2, not AdamW's decoupled decay), and eps is added after the square root.
@@ -42,6 +45,11 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         state["step"] += 1
         t = state["step"]
+        if not group["amsgrad"] and grad.dtype == param.dtype and kernels.enabled(param, grad):
+            from ..kernels import optim as fused  # one fused launch on a GPU
+            fused.adam(param, grad, m, v, group["lr"], b1, b2, eps, wd, 1 - b1 ** t,
+                       1 - b2 ** t)
+            return
         if wd != 0:
             grad = grad + wd * param  # a new array: p.grad itself is left alone
         work = xp.empty_like(param)  # the one scratch array of this step

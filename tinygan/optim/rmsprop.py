@@ -1,16 +1,17 @@
 """RMSprop, plain, with momentum, and centered."""
 from __future__ import annotations
 
+from .. import kernels
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    """s = a s + (1-a) g^2; d = sqrt(s - gbar^2 if centered else s) + eps; b = mu b + g/d; p -= lr b.
+    """s = a s + (1-a) g^2; p -= lr g / (sqrt(s) + eps); momentum: b = mu b + g/(...), p -= lr b.
 
     Tieleman & Hinton 2012 (Lecture 6.5), as PyTorch writes it: gbar = a gbar + (1-a) g
-    is the running mean of the gradient (centered, Graves 2013); without momentum
-    p -= lr g / d. Weight decay is added to the gradient first.
+    is the running mean of the gradient, and centered RMSprop (Graves 2013) uses
+    d = sqrt(s - gbar^2) + eps, a variance. Weight decay is added to the gradient first.
     """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
@@ -41,9 +42,14 @@ class RMSprop(Optimizer):
         xp = get_array_module(param)
         alpha, eps, wd, mu = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
         state["step"] += 1
+        square_avg = state["square_avg"]
+        if (mu == 0 and not group["centered"] and grad.dtype == param.dtype
+                and kernels.enabled(param, grad)):
+            from ..kernels import optim as fused  # one fused launch on a GPU
+            fused.rmsprop(param, grad, square_avg, group["lr"], alpha, eps, wd)
+            return
         if wd != 0:
             grad = grad + wd * param  # a new array: p.grad itself is left alone
-        square_avg = state["square_avg"]
         work = xp.multiply(grad, grad)  # the one scratch array of this step
         work *= 1 - alpha
         square_avg *= alpha

@@ -5,7 +5,9 @@ from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """g = grad + wd p; b = mu b + (1 - tau) g (b = g at first); d = g + mu b (Nesterov) or b; p -= lr d.
+    """g = grad + wd p; b = mu b + (1 - dampening) g; p -= lr (g + mu b if nesterov else b).
+
+    The buffer starts as b = g on the first step.
 
     The momentum form is PyTorch's (Sutskever et al. 2013), which scales by lr outside the
     buffer, unlike the "v = mu v - lr g" of some papers.
