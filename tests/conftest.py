@@ -1,4 +1,13 @@
-"""Shared test setup: a fixed seed for every test, and the skip marker for GPU tests."""
+"""Shared test setup: a fixed seed for every test, the GPU skip marker, and no PyTorch.
+
+PyTorch is a reference for benchmarks and comparison scripts, never part of the default
+test run: unless TINYGAN_TORCH_TESTS=1, `import torch` fails inside the tests, so every
+optional comparison (`pytest.importorskip("torch")`) is skipped with that reason.
+"""
+import importlib.abc
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,6 +18,19 @@ from tinygan import backend
 requires_gpu = pytest.mark.skipif(not backend.cuda_is_available(),
                                   reason=f"needs CuPy and a CUDA GPU: "
                                          f"{backend.cuda_unavailable_reason()}")
+
+
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("PyTorch comparisons are opt-in: set TINYGAN_TORCH_TESTS=1")
+        return None
+
+
+if os.environ.get("TINYGAN_TORCH_TESTS") != "1":
+    sys.meta_path.insert(0, _NoTorch())
+    for _name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]:
+        del sys.modules[_name]
 
 
 @pytest.fixture(autouse=True)
