@@ -120,7 +120,7 @@ def make_config(args, info: DataInfo) -> dict:
     if args.projection:
         config["projection"] = True
     if config["pack"] > 1 and config["batch_size"] % config["pack"]:
-        raise SystemExit(f"error: --pack {config['pack']} must divide the batch size "
+        raise ValueError(f"--pack {config['pack']} must divide the batch size "
                          f"{config['batch_size']}")
     return config
 

@@ -145,7 +145,9 @@ def init_dcgan_(module: nn.Module) -> None:
     """Weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), biases 0 (Radford et al. 2016)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            weight = getattr(m, "weight_orig", None) or m.weight
+            weight = getattr(m, "weight_orig", None)  # spectral norm keeps the raw one here
+            if weight is None:  # (not `or`: a Tensor has no truth value)
+                weight = m.weight
             nn.init.normal_(weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
