@@ -15,3 +15,17 @@ __all__ = [
     "class_coverage", "kl_to_uniform", "stacked_modes",
     "mixture_metrics",
 ]
+
+# Scoring GANs needs the engine (feature networks are tinygan models), so it loads on first
+# use and `import tinygan.metrics` stays NumPy-only.
+_SCORING = {"evaluate_gan": "evaluate", "describe_scores": "evaluate",
+            "feature_network": "features", "FeatureNetwork": "features",
+            "stacked_mnist": "stacked_mnist", "stacked_mnist_modes": "stacked_mnist"}
+__all__ += list(_SCORING)
+
+
+def __getattr__(name):
+    if name in _SCORING:
+        import importlib
+        return getattr(importlib.import_module(f".{_SCORING[name]}", __name__), name)
+    raise AttributeError(f"module 'tinygan.metrics' has no attribute {name!r}")
