@@ -1,0 +1,89 @@
+"""The mode-collapse study, end to end at toy size: the files it writes and their shape.
+
+The scores themselves are tested in test_metrics_math.py; here 50 steps only show that
+every piece is wired: the GAN classes train, the protocol scores 2,500 samples, and the
+table, JSON and figures come out with one entry per method, dataset and seed.
+"""
+import json
+import math
+import os
+
+import pytest
+from PIL import Image
+
+from tinygan import study
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("mode-collapse"))
+    lines = []
+    result = study.mode_collapse(["vanilla", "pacgan2"], ["ring8"], seeds=1, steps=50,
+                                 out=out, workers=2, log=lines.append)
+    return out, result, lines
+
+
+def test_writes_the_table_json_and_one_figure_per_method(tiny_study):
+    out, _, _ = tiny_study
+    assert sorted(os.listdir(out)) == ["pacgan2.png", "results.json", "results.md",
+                                       "vanilla.png"]
+    for method in ("vanilla", "pacgan2"):
+        with Image.open(os.path.join(out, f"{method}.png")) as picture:
+            assert picture.width > 100 and picture.height > 100
+
+
+def test_json_holds_every_run_and_the_summary(tiny_study):
+    out, result, lines = tiny_study
+    with open(os.path.join(out, "results.json")) as f:
+        saved = json.load(f)
+    assert saved["protocol"] == {"samples": 2500, "high_quality_within_std": 3.0,
+                                 "seeds": 1, "steps": 50, "lr": None}
+    assert [(r["method"], r["dataset"], r["seed"]) for r in saved["runs"]] == [
+        ("vanilla", "ring8", 0), ("pacgan2", "ring8", 0)]
+    for run in saved["runs"]:
+        assert run["steps"] == 50
+        assert 0 <= run["modes_covered"] <= 8
+        assert 0.0 <= run["high_quality_fraction"] <= 1.0
+        assert len(run["histogram"]) == 8
+        assert sum(run["histogram"]) == round(2500 * run["high_quality_fraction"])
+        assert "samples" not in run  # the points go into the figures, not the JSON
+    assert saved["settings"]["pacgan2"]["ring8"]["pack"] == 2
+    assert saved["settings"]["vanilla"]["ring8"]["variant"] == "vanilla"
+    for method in ("vanilla", "pacgan2"):
+        entry = saved["summary"][method]["ring8"]
+        assert entry["seeds"] == 1 and entry["modes"] == 8
+        assert entry["modes_covered"]["std"] == 0.0  # one seed
+        run = next(r for r in saved["runs"] if r["method"] == method)
+        assert entry["modes_covered"]["mean"] == run["modes_covered"]
+    assert saved["summary"] == json.loads(json.dumps(result["summary"]))
+    assert len(lines) == 2  # one progress line per finished run
+
+
+def test_markdown_table_has_a_row_per_method(tiny_study):
+    out, result, _ = tiny_study
+    with open(os.path.join(out, "results.md")) as f:
+        text = f.read()
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert rows[0] == "| method | ring8 modes | ring8 high quality % | ring8 reverse KL |"
+    assert [r.split("|")[1].strip() for r in rows[2:]] == ["vanilla", "pacgan2"]
+    vanilla = result["summary"]["vanilla"]["ring8"]
+    assert f"{vanilla['modes_covered']['mean']:.1f} +- 0.0 / 8" in rows[2]
+    kl = vanilla["reverse_kl"]["mean"]
+    assert (f"{kl:.3f}" if math.isfinite(kl) else "inf") in rows[2]
+
+
+def test_unknown_method_or_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown method 'gan'"):
+        study.mode_collapse(["gan"], ["ring8"], 1, 1, str(tmp_path))
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        study.mode_collapse(["vanilla"], ["mnist"], 1, 1, str(tmp_path))
+
+
+def test_cli_parses_the_issue_command():
+    args = study.parser().parse_args(["mode-collapse", "--seeds", "3", "--steps", "10",
+                                      "--datasets", "grid25", "--methods", "vanilla",
+                                      "pacgan4"])
+    assert (args.seeds, args.steps, args.datasets, args.methods) == (
+        3, 10, ["grid25"], ["vanilla", "pacgan4"])
+    with pytest.raises(SystemExit):
+        study.parser().parse_args(["mode-collapse", "--methods", "nope"])

@@ -1,0 +1,304 @@
+"""`python -m tinygan.study mode-collapse`: does a remedy really cover more modes?
+
+Trains the vanilla GAN and each remedy for mode collapse on the 2D mixtures ring8 and
+grid25, over several seeds, with the very GAN classes that `python -m tinygan.train` uses,
+and scores every run with the protocol of VEEGAN (Srivastava et al. 2017, sec. 5.1) and
+PacGAN (Lin et al. 2018, sec. 5.1):
+
+  draw 2,500 samples from G; a sample is high quality when it lies within 3 std of its
+  nearest centre; a mode is covered when at least one high-quality sample is nearest to
+  it; reverse KL compares the modes' histogram of high-quality samples with uniform.
+
+The out folder gets
+  results.json     every run's numbers (and the settings), then mean and std per method
+  results.md       the table: modes covered, high-quality %, reverse KL (mean +- std)
+  METHOD.png       one figure per method: generated points over the real mixture,
+                   a row per dataset, a column per seed
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+
+import numpy as np
+
+#: method -> (variant, the remedy's settings on top of the variant's 2D defaults)
+METHODS = {
+    "vanilla": ("vanilla", {}),
+    "feature-matching": ("vanilla", {"feature_matching": True}),
+    "minibatch-discrimination": ("vanilla", {"minibatch_discrimination": True}),
+    "pacgan2": ("vanilla", {"pack": 2}),
+    "pacgan4": ("vanilla", {"pack": 4}),
+    "wgan-gp": ("wgan-gp", {}),
+}
+DATASETS = ("ring8", "grid25")
+N_SAMPLES = 2500  # VEEGAN's and PacGAN's sample count for the 2D metrics
+
+
+# ------------------------------------------------------------------------ one run
+
+
+def run_config(method: str, dataset: str, seed: int, steps: int | None,
+               lr: float | None = None) -> dict:
+    """The settings `python -m tinygan.train VARIANT DATASET --REMEDY` would use."""
+    from .data import load
+    from .gans import DataInfo, defaults
+    variant, remedy = METHODS[method]
+    config = defaults(variant, DataInfo.of(load(dataset)))
+    config.update(remedy)
+    if steps is not None:
+        config["steps"] = int(steps)
+    if lr is not None:  # as --lr-g LR --lr-d LR
+        config["lr_g"] = config["lr_d"] = float(lr)
+    config.update(variant=variant, method=method, dataset=dataset, seed=int(seed),
+                  device="cpu")
+    return config
+
+
+def train_and_score(config: dict) -> dict:
+    """Train one GAN as tinygan.train's loop does, then score 2,500 of its samples."""
+    from . import backend, data
+    from .gans import DataInfo, build
+    from .metrics import mixture_metrics
+    from .tensor import Tensor
+
+    start = time.perf_counter()
+    backend.manual_seed(config["seed"])
+    dataset = data.load(config["dataset"])
+    loader = data.DataLoader(dataset, config["batch_size"], shuffle=True, drop_last=True,
+                             seed=config["seed"], device="cpu")
+    gan = build(config["variant"], config, DataInfo.of(dataset))
+
+    def batches():
+        while True:
+            yield from loader
+
+    stream = batches()
+    next_batch = lambda: next(stream)  # noqa: E731
+    diverged = None
+    for step in range(1, int(config["steps"]) + 1):
+        losses = gan.step(next_batch)
+        if not all(math.isfinite(v) for v in losses.values()):
+            # a diverged run is a result too: its samples score 0 modes, 0% quality
+            diverged = step
+            break
+    seconds = time.perf_counter() - start
+
+    # G in eval mode (BatchNorm's running statistics), z from its own generator
+    z = np.random.default_rng(config["seed"] + 1).standard_normal(
+        (N_SAMPLES, gan.z_dim)).astype(np.float32)
+    samples = backend.to_numpy(gan.generate(Tensor(z)).data).astype(np.float64)
+    samples[~np.isfinite(samples)] = 1e6  # far from every mode
+    scores = mixture_metrics(samples, dataset.centers, dataset.std)
+    return {"method": config["method"], "dataset": config["dataset"],
+            "seed": config["seed"], "steps": int(config["steps"]),
+            "seconds": round(seconds, 2), "diverged_at": diverged, **scores,
+            "samples": samples.tolist()}
+
+
+def _indexed(job):
+    i, config = job
+    return i, train_and_score(config)
+
+
+# ------------------------------------------------------------------------ the study
+
+
+def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
+                  workers: int = 2, lr: float | None = None, log=print) -> dict:
+    """Train every (method, dataset, seed), write results.json/.md and the figures."""
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; valid: {', '.join(METHODS)}")
+    for d in datasets:
+        if d not in DATASETS:
+            raise ValueError(f"unknown dataset {d!r}; valid: {', '.join(DATASETS)}")
+    configs = [run_config(m, d, s, steps, lr) for d in datasets for m in methods
+               for s in range(seeds)]
+    # longest first, so that the two workers end together
+    order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i]))
+    start = time.perf_counter()
+    runs = [None] * len(configs)
+    if workers > 1 and len(configs) > 1:
+        # spawn, not fork: each worker imports NumPy afresh and reads OPENBLAS_NUM_THREADS
+        # then; one BLAS thread per worker, since two workers' threads on two cores only
+        # fight each other
+        saved = os.environ.get("OPENBLAS_NUM_THREADS")
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(workers, len(configs))) as pool:
+                for i, run in pool.imap_unordered(_indexed, [(i, configs[i]) for i in order]):
+                    runs[i] = run
+                    log(_line(run, time.perf_counter() - start))
+        finally:
+            if saved is None:
+                os.environ.pop("OPENBLAS_NUM_THREADS", None)
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved
+    else:
+        for i in order:
+            runs[i] = train_and_score(configs[i])
+            log(_line(runs[i], time.perf_counter() - start))
+    wall = time.perf_counter() - start
+
+    os.makedirs(out, exist_ok=True)
+    summary = summarise(runs, methods, datasets)
+    settings = {m: {d: {k: v for k, v in run_config(m, d, 0, steps, lr).items()
+                        if k not in ("seed", "device", "method", "dataset")}
+                    for d in datasets} for m in methods}
+    result = {"protocol": {"samples": N_SAMPLES, "high_quality_within_std": 3.0,
+                           "seeds": seeds, "steps": steps, "lr": lr},
+              "settings": settings, "wall_seconds": round(wall, 1),
+              "summary": summary,
+              "runs": [{k: v for k, v in r.items() if k != "samples"} for r in runs]}
+    _write_text(os.path.join(out, "results.json"), json.dumps(result, indent=1) + "\n")
+    length = (f"{steps} generator steps" if steps else "each variant's default steps") + (
+        f", lr {lr:g}" if lr else "")
+    _write_text(os.path.join(out, "results.md"),
+                table(summary, methods, datasets, seeds, length))
+    for m in methods:
+        save_method_figure([r for r in runs if r["method"] == m], m, datasets, seeds,
+                           os.path.join(out, f"{m}.png"))
+    return result
+
+
+def _cost(config: dict) -> float:
+    # measured on CPU: a WGAN-GP step (5 critic updates, each with a double backward)
+    # costs about 2 vanilla steps, minibatch discrimination's (N, N, 50, 5) tensor about 5
+    units = 2.2 if config.get("n_critic", 1) > 1 else 1.0
+    return config["steps"] * units * (5.0 if config.get("minibatch_discrimination") else 1.0)
+
+
+def _line(run: dict, elapsed: float) -> str:
+    return (f"[{elapsed:7.1f} s] {run['method']:>24s} {run['dataset']:6s} seed {run['seed']}: "
+            f"{run['modes_covered']} modes, {100 * run['high_quality_fraction']:.1f}% high "
+            f"quality, reverse KL {run['reverse_kl']:.3f} ({run['seconds']:.0f} s)"
+            + (f", diverged at step {run['diverged_at']}" if run["diverged_at"] else ""))
+
+
+def summarise(runs, methods, datasets) -> dict:
+    """method -> dataset -> mean and std (over seeds) of each score."""
+    summary = {}
+    for m in methods:
+        summary[m] = {}
+        for d in datasets:
+            mine = [r for r in runs if r["method"] == m and r["dataset"] == d]
+            entry = {}
+            for key in ("modes_covered", "high_quality_fraction", "reverse_kl"):
+                values = np.array([r[key] for r in mine], dtype=np.float64)
+                entry[key] = {"mean": float(values.mean()), "std": float(values.std())}
+            entry["modes"] = len(mine[0]["histogram"])
+            entry["seeds"] = len(mine)
+            summary[m][d] = entry
+    return summary
+
+
+def table(summary, methods, datasets, seeds, length: str = "") -> str:
+    """The markdown table: one row per method, three columns per dataset."""
+    head = "| method |"
+    rule = "|---|"
+    for d in datasets:
+        head += f" {d} modes | {d} high quality % | {d} reverse KL |"
+        rule += "---:|---:|---:|"
+    lines = [f"Mode collapse on 2D mixtures: mean +- std over {seeds} seed(s), "
+             f"{N_SAMPLES} samples per run" + (f"; {length}." if length else "."), "", head, rule]
+    for m in methods:
+        row = f"| {m} |"
+        for d in datasets:
+            e = summary[m][d]
+            modes, hq, kl = e["modes_covered"], e["high_quality_fraction"], e["reverse_kl"]
+            row += (f" {modes['mean']:.1f} +- {modes['std']:.1f} / {e['modes']} |"
+                    f" {100 * hq['mean']:.1f} +- {100 * hq['std']:.1f} |"
+                    f" {_num(kl['mean'])} +- {_num(kl['std'])} |")
+        lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+def _num(x: float) -> str:
+    return f"{x:.3f}" if math.isfinite(x) else "inf"
+
+
+def save_method_figure(runs, method, datasets, seeds, path) -> None:
+    """Generated points (red) over the real mixture (grey): a row per dataset, a column per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import load
+    from .plots import atomic_path
+
+    fig, axes = plt.subplots(len(datasets), seeds, figsize=(2.2 * seeds, 2.3 * len(datasets)),
+                             dpi=100, squeeze=False)
+    for row, d in enumerate(datasets):
+        mixture = load(d)
+        real = mixture.sample(N_SAMPLES, np.random.default_rng(0))[0]
+        lim = 1.25 * np.abs(mixture.centers).max()
+        for col in range(seeds):
+            ax = axes[row, col]
+            run = next(r for r in runs if r["dataset"] == d and r["seed"] == col)
+            fake = np.asarray(run["samples"])
+            ax.scatter(real[:, 0], real[:, 1], s=1, c="#bbbbbb", linewidths=0)
+            ax.scatter(fake[:, 0], fake[:, 1], s=1, c="#d62728", linewidths=0)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{d} seed {col}: {run['modes_covered']}/{len(mixture.centers)}, "
+                         f"{100 * run['high_quality_fraction']:.0f}%", fontsize=7)
+    fig.suptitle(f"{method}: generated (red) over real (grey)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _write_text(path: str, text: str) -> None:
+    from .plots import atomic_path
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+# ------------------------------------------------------------------------ the CLI
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tinygan.study",
+                                description="Studies that train many GANs and compare them.")
+    sub = p.add_subparsers(dest="study", required=True)
+    mc = sub.add_parser("mode-collapse", help="vanilla vs remedies on ring8 and grid25")
+    mc.add_argument("--seeds", type=int, default=5, help="seeds per method and dataset")
+    mc.add_argument("--steps", type=int, default=None,
+                    help="generator steps per run (default: each variant's 2D default)")
+    mc.add_argument("--lr", type=float, default=None,
+                    help="lr of G and D for every method (default: each variant's own)")
+    mc.add_argument("--out", default=os.path.join("benchmarks", "mode-collapse"))
+    mc.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    mc.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    mc.add_argument("--workers", type=int, default=2, help="parallel processes (2 at most "
+                    "is sensible on a small machine)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.seeds < 1:
+        print("error: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
+                           workers=args.workers, lr=args.lr)
+    with open(os.path.join(args.out, "results.md")) as f:
+        print(f.read())
+    print(f"wall time {result['wall_seconds']:.0f} s; results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
