@@ -46,8 +46,8 @@ def conv2d_reference(x, w, b, stride, padding, dilation):
         for j in range(ow):
             for p in range(kh):
                 for q in range(kw):
-                    pixel = xp[:, :, i * stride[0] + p * dilation[0], j * stride[1] + q * dilation[1]]
-                    y[:, :, i, j] += pixel @ w[:, :, p, q].T
+                    r, s = i * stride[0] + p * dilation[0], j * stride[1] + q * dilation[1]
+                    y[:, :, i, j] += xp[:, :, r, s] @ w[:, :, p, q].T
     return y if b is None else y + b[None, :, None, None]
 
 
