@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, enable_grad, grad, no_grad
+from .tensor import Tensor, enable_grad, grad
 
 
 class GradcheckError(AssertionError):
@@ -61,15 +61,15 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6, atol: f
         x = inputs[i]
         g = np.zeros(x.shape) if g is None else backend.to_numpy(g.data)
         numeric = np.zeros(x.shape)
-        with no_grad():
-            for j in np.ndindex(*x.shape):  # index the array itself: works for any strides
-                old = x.data[j].item()
-                x.data[j] = old + eps
-                plus = _dot(cotangents, _as_outputs(fn(*inputs)))
-                x.data[j] = old - eps
-                minus = _dot(cotangents, _as_outputs(fn(*inputs)))
-                x.data[j] = old
-                numeric[j] = (plus - minus) / (2 * eps)
+        # grad mode stays on: fn may differentiate inside itself (a gradient penalty does)
+        for j in np.ndindex(*x.shape):  # index the array itself: works for any strides
+            old = x.data[j].item()
+            x.data[j] = old + eps
+            plus = _dot(cotangents, _as_outputs(fn(*inputs)))
+            x.data[j] = old - eps
+            minus = _dot(cotangents, _as_outputs(fn(*inputs)))
+            x.data[j] = old
+            numeric[j] = (plus - minus) / (2 * eps)
         gap = np.abs(g - numeric)
         bound = atol + rtol * np.abs(numeric)
         if (gap > bound).any():
@@ -101,7 +101,7 @@ def gradgradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6,
 
     def first_gradient(*args):
         xs, v = list(args[:len(inputs)]), args[len(inputs):]
-        with enable_grad():  # also while gradcheck perturbs inputs under no_grad
+        with enable_grad():  # even if the caller switched gradients off
             outs = _as_outputs(fn(*xs))
             gs = grad(outs, [xs[i] for i in checked], grad_outputs=list(v),
                       create_graph=True, allow_unused=True)
