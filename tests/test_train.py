@@ -1,0 +1,389 @@
+"""The training CLI: every variant on real (tiny) data, run folders, resume, divergence, errors.
+
+Runs are built in-process with the CLI's own parser (`train.parser`, `make_config`, `Run`,
+or `train.main(argv)`), with batches of 4 and a few steps. Image runs keep 8 of the 64
+fixed sample latents, so that drawing the sample grids stays cheap.
+"""
+import csv
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+import tinygan
+from tinygan import data, train
+from tinygan.gans import DataInfo
+from tinygan.gans.vanilla import VanillaGAN
+from tinygan.tensor import Tensor
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Decoded image folders are cached; keep that cache inside the test's folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _cheap_plots(request, monkeypatch):
+    """Matplotlib costs seconds a figure: stand-ins write the files, unless a test asks
+    for `real_plots`. (Sample grids and the GIF are PIL, cheap, and always real.)"""
+    if "real_plots" in request.fixturenames:
+        return
+    from tinygan import plots
+
+    def scatter(fake, real, path, *args, **kwargs):
+        from PIL import Image  # a tiny real PNG: the GIF is made of these
+        Image.new("RGB", (4, 4)).save(path, format="PNG")
+
+    def losses_plot(csv_path, path, *args, **kwargs):
+        open(path, "wb").close()
+    for module in (train, plots):
+        monkeypatch.setattr(module, "save_scatter", scatter)
+        monkeypatch.setattr(module, "save_losses_plot", losses_plot)
+
+
+@pytest.fixture
+def real_plots():
+    """Requested by the tests that check the real matplotlib figures."""
+
+
+def image_folder(root, size=28, colour=False, classes=2, per_class=8, seed=0):
+    """A folder: dataset of random PNGs, one sub-folder per class."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for k in range(classes):
+        sub = root / f"class{k}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape = (size, size, 3) if colour else (size, size)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(sub / f"{i}.png")
+    return f"folder:{root}"
+
+
+def new_run(argv, folder, samples=8):
+    """A Run made exactly as `main` makes one, with a smaller sample grid."""
+    args = train.parser().parse_args(argv + ["--no-progress", "--out", str(folder)])
+    dataset = train.load_dataset(vars(args))
+    config = train.make_config(args, DataInfo.of(dataset))
+    return _trim(train.Run(config, str(folder), progress=False, dataset=dataset), samples)
+
+
+def resumed_run(folder, argv=(), samples=8):
+    args = train.parser().parse_args(["--resume", str(folder), *argv])
+    return _trim(train.Run(train.resume_config(args), str(folder), resume=True,
+                           progress=False), samples)
+
+
+def _trim(run, samples):
+    if run.info.kind == "image":
+        run.fixed_z = run.fixed_z[:samples]
+        if run.fixed_labels is not None:
+            run.fixed_labels = run.fixed_labels[:samples]
+    return run
+
+
+def flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}/{key}").items()}
+    if isinstance(tree, (list, tuple)):
+        return {k: v for i, value in enumerate(tree) for k, v in flat(value, f"{prefix}/{i}").items()}
+    if isinstance(tree, Tensor):
+        return {prefix: tree.data}
+    return {prefix: tree}
+
+
+def assert_same_checkpoint(path_a, path_b):
+    a, b = flat(tinygan.load(path_a)), flat(tinygan.load(path_b))
+    assert a.keys() == b.keys()
+    arrays = 0
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            arrays += 1
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+    return arrays
+
+
+def loss_rows(folder):
+    with open(os.path.join(folder, "losses.csv"), newline="") as f:
+        return list(csv.reader(f))
+
+
+def weights(run) -> dict:
+    return {f"{net}.{k}": np.array(getattr(v, "data", v)) for net in ("G", "D")
+            for k, v in getattr(run.gan, net).state_dict().items()}
+
+
+# ------------------------------------------------------------ every variant trains
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"gray28": image_folder(root / "gray28", 28),
+            "rgb32": image_folder(root / "rgb32", 40, colour=True),
+            "rgb64": image_folder(root / "rgb64", 40, colour=True)}
+
+
+CASES = [  # (variant, dataset, extra arguments)
+    ("vanilla", "mnist-10k", []),
+    ("vanilla", "ring8", []),
+    ("dcgan", "mnist-10k", []),
+    ("wgan", "grid25", ["--n-critic", "2"]),
+    ("wgan", "mnist-10k", ["--n-critic", "1"]),
+    ("wgan-gp", "ring8", ["--n-critic", "2"]),
+    ("wgan-gp", "mnist-10k", ["--n-critic", "1"]),
+    ("cgan", "mnist-10k", []),
+    ("cgan", "grid25", ["--projection"]),
+    ("sagan", "gray28", ["--image-size", "28"]),
+    pytest.param("sagan", "rgb32", ["--image-size", "32"], marks=pytest.mark.slow),
+    pytest.param("dcgan", "rgb32", ["--image-size", "32"], marks=pytest.mark.slow),
+    pytest.param("cgan", "rgb32", ["--image-size", "32", "--projection"],
+                 marks=pytest.mark.slow),
+    pytest.param("dcgan", "rgb64", ["--image-size", "64"], marks=pytest.mark.slow),
+    pytest.param("wgan-gp", "rgb64", ["--image-size", "64", "--n-critic", "1"],
+                 marks=pytest.mark.slow),
+    pytest.param("sagan", "rgb64", ["--image-size", "64"], marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("variant,dataset,extra", CASES,
+                         ids=lambda v: v if isinstance(v, str) else "-".join(v) or "default")
+def test_variant_trains_checkpoints_and_samples(variant, dataset, extra, folders, tmp_path):
+    from tinygan import sample
+    dataset = folders.get(dataset, dataset)
+    run = new_run([variant, dataset, "--steps", "2", "--batch-size", "4", *extra],
+                  tmp_path / "run")
+    before = weights(run)
+    run.train()
+    after = weights(run)
+    for net in ("G", "D"):
+        assert any(not np.array_equal(before[k], after[k]) for k in before
+                   if k.startswith(net)), f"{variant}: {net} did not move"
+    rows = loss_rows(run.folder)
+    assert [r[0] for r in rows[1:]] == ["1", "2"]
+    assert all(math.isfinite(float(v)) for r in rows[1:] for v in r[2:])
+    if "--image-size" in extra:
+        size = int(extra[extra.index("--image-size") + 1])
+        assert run.info.shape[1:] == (size, size)
+        assert json.load(open(run.folder + "/config.json"))["image_size"] == size
+
+    # the checkpoint holds the trained GAN
+    saved = tinygan.load(run.checkpoint_path)
+    assert saved["step"] == 2
+    for net in ("G", "D"):
+        for k, v in saved["gan"][net].items():
+            assert np.array_equal(getattr(v, "data", v), after[f"{net}.{k}"]), k
+
+    # python -m tinygan.sample RUN -n 8 --out x.npz / x.png
+    label = ["--label", "1"] if variant == "cgan" else []
+    assert sample.main([run.folder, "-n", "8", "--out", str(tmp_path / "x.npz"), *label]) == 0
+    images = np.load(tmp_path / "x.npz")["images"]
+    assert images.dtype == np.float32
+    assert images.shape == (8,) + tuple(run.info.shape)
+    assert np.isfinite(images).all()
+    if run.info.kind == "image":
+        assert images.min() >= -1.0 and images.max() <= 1.0
+    assert sample.main([run.folder, "-n", "8", "--out", str(tmp_path / "x.png"), *label]) == 0
+    assert (tmp_path / "x.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("flags", [["--feature-matching"], ["--minibatch-discrimination"],
+                                   ["--pack", "2"], ["--label-smoothing"],
+                                   ["--label-smoothing", "0.2"]],
+                         ids=lambda f: " ".join(f))
+def test_each_remedy_flag_trains(flags, tmp_path):
+    run = new_run(["vanilla", "ring8", "--steps", "1", "--batch-size", "4", *flags],
+                  tmp_path / "run")
+    name = flags[0][2:].replace("-", "_")
+    expected = {"pack": 2, "label_smoothing": float(flags[1]) if len(flags) > 1 else 0.1}
+    assert run.config[name] == expected.get(name, True)
+    run.train()
+    rows = loss_rows(run.folder)
+    assert len(rows) == 2 and all(math.isfinite(float(v)) for v in rows[1][2:])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["wgan", "ring8", "--label-smoothing"], "wgan: --label-smoothing does not apply"),
+    (["sagan", "mnist-10k", "--label-smoothing", "0.2"], "sagan: --label-smoothing does not"),
+    (["cgan", "ring8", "--pack", "2"], "cgan: --pack does not apply"),
+    (["dcgan", "ring8"], "dcgan works on images"),
+    (["sagan", "grid25"], "sagan works on images"),
+    (["vanilla", "ring8", "--batch-size", "4", "--pack", "3"], "--pack 3 must divide"),
+])
+def test_inapplicable_settings_are_clear_errors(argv, message, tmp_path, capsys):
+    code = train.main(argv + ["--steps", "1", "--no-progress", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cgan_needs_labels(tmp_path, capsys):
+    from PIL import Image
+    (tmp_path / "flat").mkdir()
+    for i in range(4):
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "flat" / f"{i}.png")
+    assert train.main(["cgan", f"folder:{tmp_path / 'flat'}", "--steps", "1",
+                       "--out", str(tmp_path / "r")]) == 2
+    assert "cgan needs labelled data" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ resume is bit-identical
+
+@pytest.mark.parametrize("variant,extra,split", [
+    ("dcgan", [], 3),                       # BatchNorm running stats, dropout in D
+    ("wgan-gp", ["--n-critic", "2"], 3),    # random interpolation e, n_critic batches
+    pytest.param("sagan", [], 4, marks=pytest.mark.slow),  # spectral-norm u, v;
+                                                           # split at an epoch's end
+], ids=["dcgan", "wgan-gp", "sagan"])
+def test_resume_is_bit_identical(variant, extra, split, folders, tmp_path):
+    argv = [variant, folders["gray28"], "--image-size", "28", "--batch-size", "4",
+            "--sample-every", "2", *extra]
+    whole = new_run(argv + ["--steps", "6"], tmp_path / "A")
+    assert len(whole.loader) == 4  # 16 images: an epoch ends inside the run
+    whole.train()
+
+    first = new_run(argv + ["--steps", str(split)], tmp_path / "B")
+    first.train()
+    assert tinygan.load(first.checkpoint_path)["step"] == split
+    second = resumed_run(tmp_path / "B", ["--steps", "6"])
+    assert second.step == split and second.steps == 6
+    second.train()
+
+    arrays = assert_same_checkpoint(whole.checkpoint_path, second.checkpoint_path)
+    assert arrays > 20
+    state = tinygan.load(second.checkpoint_path)
+    assert state["step"] == 6 and state["loader"]["epoch"] >= 1
+    assert state["gan"]["opt_d"]["state"], "optimiser state is compared too"
+    assert loss_rows(whole.folder) == loss_rows(second.folder)
+    assert json.load(open(second.folder + "/config.json"))["steps"] == 6
+
+
+def test_resume_through_main_with_a_longer_run(tmp_path, capsys):
+    common = ["--no-progress", "--sample-every", "1"]
+    assert train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "3",
+                       "--out", str(tmp_path / "A"), *common]) == 0
+    assert train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "1",
+                       "--out", str(tmp_path / "B"), *common]) == 0
+    assert train.main(["--resume", str(tmp_path / "B"), "--steps", "3", *common]) == 0
+    assert_same_checkpoint(tmp_path / "A/checkpoints/latest.npz",
+                           tmp_path / "B/checkpoints/latest.npz")
+    assert loss_rows(tmp_path / "A") == loss_rows(tmp_path / "B")
+    assert len(list((tmp_path / "B/samples").glob("*.png"))) == 4  # steps 0, 1, 2, 3
+
+
+def test_resume_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert train.main(["--resume", str(tmp_path / "nothing"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume") and "config.json" in err
+
+
+# ------------------------------------------------------------ divergence and Ctrl-C
+
+def _step_that(monkeypatch, at: int, action):
+    """Make VanillaGAN.step do `action` on its `at`-th call (1-based)."""
+    calls = {"n": 0}
+    real_step = VanillaGAN.step
+
+    def step(self, next_batch):
+        calls["n"] += 1
+        losses = real_step(self, next_batch)
+        return action(losses) if calls["n"] == at else losses
+    monkeypatch.setattr(VanillaGAN, "step", step)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(folders, tmp_path, monkeypatch,
+                                                          capsys):
+    def poison(losses):
+        return dict(losses, g_loss=float("nan"))
+    _step_that(monkeypatch, 6, poison)
+    folder = tmp_path / "run"
+    code = train.main(["vanilla", folders["gray28"], "--batch-size", "4", "--steps", "9",
+                       "--no-progress", "--out", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "step 6: g_loss is nan" in err
+    # the checkpoint of the epoch that ended at step 5, not the diverged step
+    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 5
+    assert [r[0] for r in loss_rows(folder)[1:]] == ["1", "2", "3", "4", "5"]
+
+
+def test_inf_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch, capsys):
+    _step_that(monkeypatch, 2, lambda losses: dict(losses, d_loss=float("inf")))
+    code = train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "5",
+                       "--no-progress", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "step 2: d_loss is inf" in err and "no checkpoint" in err
+
+
+def test_huge_learning_rate_diverges_cleanly(tmp_path, capsys):
+    code = train.main(["wgan-gp", "ring8", "--batch-size", "4", "--steps", "30",
+                       "--n-critic", "1", "--lr-d", "1e30", "--lr-g", "1e30",
+                       "--no-progress", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "is nan" in err or "is inf" in err, err
+
+
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, monkeypatch, capsys):
+    def interrupt(losses):
+        raise KeyboardInterrupt
+    _step_that(monkeypatch, 3, interrupt)
+    folder = tmp_path / "run"
+    code = train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "5",
+                       "--no-progress", "--out", str(folder)])
+    assert code == 130
+    assert "interrupted at step 2" in capsys.readouterr().err
+    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 2
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert train.main(["--resume", str(folder), "--no-progress"]) == 0
+    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 5
+
+
+# ------------------------------------------------------------ the CLI
+
+def test_help_lists_variants_datasets_and_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in ["vanilla", "dcgan", "wgan", "wgan-gp", "cgan", "sagan", "mnist",
+                 "fashion-mnist", "cifar10", "celeba", "flowers", "mnist-10k", "ring8",
+                 "grid25", "folder:PATH", "--image-size", "--resume", "--feature-matching",
+                 "--minibatch-discrimination", "--pack", "--label-smoothing"]:
+        assert name in out, name
+    assert "defaults" in out and "n_critic=5" in out and "lr_g=0.0002" in out
+
+
+@pytest.mark.parametrize("argv,valid", [(["bigan", "ring8"], "vanilla, dcgan, wgan"),
+                                        (["vanilla", "svhn"], "mnist, fashion-mnist")])
+def test_unknown_names_are_one_line_errors(argv, valid, capsys):
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and argv[0 if "bigan" in argv else 1] in err and valid in err
+
+
+def test_run_folder_has_everything(tmp_path, monkeypatch, real_plots):
+    loads = []
+    real_load = data.load
+    monkeypatch.setattr(data, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    folder = tmp_path / "run"
+    assert train.main(["vanilla", "mnist-10k", "--batch-size", "4", "--steps", "2",
+                       "--sample-every", "1", "--seed", "5", "--lr-g", "0.001",
+                       "--no-progress", "--out", str(folder)]) == 0
+    assert len(loads) == 1, "the dataset is loaded once (one fallback warning, not two)"
+    config = json.load(open(folder / "config.json"))
+    for key in ["variant", "dataset", "seed", "steps", "batch_size", "lr_g", "lr_d", "betas",
+                "z_dim", "n_critic", "device", "feature_matching", "minibatch_discrimination",
+                "pack", "label_smoothing", "image_size", "versions"]:
+        assert key in config, key
+    assert config["seed"] == 5 and config["lr_g"] == 0.001 and config["batch_size"] == 4
+    assert {"tinygan", "numpy", "python"} <= set(config["versions"])
+    assert sorted(p.name for p in (folder / "samples").glob("*.png")) == [
+        "step_0000000.png", "step_0000001.png", "step_0000002.png"]
+    for name in ["training.gif", "losses.csv", "losses.png", "checkpoints/latest.npz"]:
+        assert (folder / name).stat().st_size > 0, name
+    rows = loss_rows(folder)
+    assert rows[0][:4] == ["step", "epoch", "d_loss", "g_loss"] and len(rows) == 3
