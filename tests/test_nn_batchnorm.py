@@ -71,7 +71,7 @@ def test_defaults_and_state_dict():
 
 
 def test_against_torch():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", exc_type=ImportError)
     ours = nn.BatchNorm2d(3).double()
     theirs = torch.nn.BatchNorm2d(3).double()
     for x in batches((4, 3, 2, 2), 3, seed=1):

@@ -110,7 +110,7 @@ def test_embedding_and_batchnorm_default_init():
 
 
 def test_bounds_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", exc_type=ImportError)
     for ours, theirs in [(nn.Linear(30, 7), torch.nn.Linear(30, 7)),
                          (nn.ConvTranspose2d(9, 5, 3), torch.nn.ConvTranspose2d(9, 5, 3))]:
         for (name, p), (tname, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
