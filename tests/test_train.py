@@ -232,33 +232,33 @@ def test_cgan_needs_labels(tmp_path, capsys):
 
 # ------------------------------------------------------------ resume is bit-identical
 
-@pytest.mark.parametrize("variant,extra,split", [
-    ("dcgan", [], 3),                       # BatchNorm running stats, dropout in D
-    ("wgan-gp", ["--n-critic", "2"], 3),    # random interpolation e, n_critic batches
-    pytest.param("sagan", [], 4, marks=pytest.mark.slow),  # spectral-norm u, v;
-                                                           # split at an epoch's end
+@pytest.mark.parametrize("variant,extra,steps,split", [
+    ("dcgan", [], 6, 3),                     # BatchNorm running stats, dropout in D
+    ("wgan-gp", ["--n-critic", "2"], 4, 2),  # random interpolation e; 2 batches a step
+    pytest.param("sagan", [], 6, 4, marks=pytest.mark.slow),  # spectral-norm u, v;
+                                                              # split at an epoch's end
 ], ids=["dcgan", "wgan-gp", "sagan"])
-def test_resume_is_bit_identical(variant, extra, split, folders, tmp_path):
+def test_resume_is_bit_identical(variant, extra, steps, split, folders, tmp_path):
     argv = [variant, folders["gray28"], "--image-size", "28", "--batch-size", "4",
             "--sample-every", "2", *extra]
-    whole = new_run(argv + ["--steps", "6"], tmp_path / "A")
+    whole = new_run(argv + ["--steps", str(steps)], tmp_path / "A")
     assert len(whole.loader) == 4  # 16 images: an epoch ends inside the run
     whole.train()
 
     first = new_run(argv + ["--steps", str(split)], tmp_path / "B")
     first.train()
     assert tinygan.load(first.checkpoint_path)["step"] == split
-    second = resumed_run(tmp_path / "B", ["--steps", "6"])
-    assert second.step == split and second.steps == 6
+    second = resumed_run(tmp_path / "B", ["--steps", str(steps)])
+    assert second.step == split and second.steps == steps
     second.train()
 
     arrays = assert_same_checkpoint(whole.checkpoint_path, second.checkpoint_path)
     assert arrays > 20
     state = tinygan.load(second.checkpoint_path)
-    assert state["step"] == 6 and state["loader"]["epoch"] >= 1
+    assert state["step"] == steps and state["loader"]["epoch"] >= 1
     assert state["gan"]["opt_d"]["state"], "optimiser state is compared too"
     assert loss_rows(whole.folder) == loss_rows(second.folder)
-    assert json.load(open(second.folder + "/config.json"))["steps"] == 6
+    assert json.load(open(second.folder + "/config.json"))["steps"] == steps
 
 
 def test_resume_through_main_with_a_longer_run(tmp_path, capsys):
@@ -340,6 +340,34 @@ def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert train.main(["--resume", str(folder), "--no-progress"]) == 0
     assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 5
+
+
+def test_ctrl_c_during_a_step_finishes_it_and_resumes_bit_identically(tmp_path, monkeypatch,
+                                                                       capsys):
+    import signal
+    common = ["vanilla", "ring8", "--batch-size", "4", "--steps", "5", "--no-progress"]
+    assert train.main(common + ["--out", str(tmp_path / "A")]) == 0
+
+    from tinygan.gans import vanilla
+    calls = {"n": 0}
+    real_update = vanilla.update
+
+    def update(optimizer, loss):  # Ctrl-C in step 3, after D's update, before G's
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_update(optimizer, loss)
+    monkeypatch.setattr(vanilla, "update", update)
+    before = signal.getsignal(signal.SIGINT)
+    assert train.main(common + ["--out", str(tmp_path / "B")]) == 130
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    assert "interrupted at step 3" in capsys.readouterr().err
+    assert tinygan.load(tmp_path / "B/checkpoints/latest.npz")["step"] == 3
+    monkeypatch.setattr(vanilla, "update", real_update)
+    assert train.main(["--resume", str(tmp_path / "B"), "--no-progress"]) == 0
+    assert_same_checkpoint(tmp_path / "A/checkpoints/latest.npz",
+                           tmp_path / "B/checkpoints/latest.npz")
+    assert loss_rows(tmp_path / "A") == loss_rows(tmp_path / "B")
 
 
 # ------------------------------------------------------------ the CLI

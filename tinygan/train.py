@@ -18,7 +18,9 @@ import glob
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -265,6 +267,8 @@ class Run:
         bar = self._bar()
         epoch = self.loader.epoch
         start = time.perf_counter()
+        ctrl_c = []  # Ctrl-Cs seen by _defer_ctrl_c's handler
+        previous_handler = _defer_ctrl_c(ctrl_c)
         try:
             if self.step == 0:
                 self.take_samples()
@@ -295,12 +299,20 @@ class Run:
                 if self.loader.epoch != epoch:  # an epoch ended: checkpoint
                     epoch = self.loader.epoch
                     self.save_checkpoint()
+                if ctrl_c:  # the step is whole: its checkpoint resumes bit-identically
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
-            print(f"\ninterrupted at step {self.step}; saving {self.checkpoint_path}",
-                  file=sys.stderr)
-            self.save_checkpoint()
+            if len(ctrl_c) > 1:  # stopped mid-step: that state is no step's, keep the old
+                print(f"\ninterrupted during step {self.step + 1}; not saved (the last "
+                      f"checkpoint is kept)", file=sys.stderr)
+            else:
+                print(f"\ninterrupted at step {self.step}; saving {self.checkpoint_path}",
+                      file=sys.stderr)
+                self.save_checkpoint()
             raise
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if bar is not None:
                 bar.close()
             if csv_file is not None:
@@ -329,6 +341,25 @@ class Run:
             print(f"step {self.step}/{self.steps} epoch {self.loader.epoch} "
                   + " ".join(f"{k} {v}" for k, v in short.items()) + f" ({rate:.1f} step/s)",
                   flush=True)
+
+
+def _defer_ctrl_c(seen: list):
+    """Make the first Ctrl-C stop the run after the step under way, the second at once.
+
+    A step interrupted halfway has updated D but not G: a checkpoint of that would not be
+    any step's state. Returns the previous handler (None off the main thread, where
+    Python cannot catch signals and Ctrl-C keeps its usual meaning).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        seen.append(signum)
+        if len(seen) > 1:
+            raise KeyboardInterrupt
+        print("\nCtrl-C: stopping after this step (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+    return signal.signal(signal.SIGINT, handler)
 
 
 def main(argv=None) -> int:
