@@ -274,6 +274,17 @@ def test_resume_through_main_with_a_longer_run(tmp_path, capsys):
     assert len(list((tmp_path / "B/samples").glob("*.png"))) == 4  # steps 0, 1, 2, 3
 
 
+def test_a_new_run_never_overwrites_an_old_one(tmp_path, capsys):
+    argv = ["vanilla", "ring8", "--batch-size", "4", "--steps", "1", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    assert train.main(argv) == 0
+    rows = loss_rows(tmp_path / "run")
+    capsys.readouterr()
+    assert train.main(argv) == 2
+    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+    assert loss_rows(tmp_path / "run") == rows
+
+
 def test_resume_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
     assert train.main(["--resume", str(tmp_path / "nothing"), "--steps", "2"]) == 2
     err = capsys.readouterr().err
@@ -318,12 +329,13 @@ def test_inf_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch, capsys):
     assert code == 1 and "step 2: d_loss is inf" in err and "no checkpoint" in err
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_huge_learning_rate_diverges_cleanly(tmp_path, capsys):
     code = train.main(["wgan-gp", "ring8", "--batch-size", "4", "--steps", "30",
                        "--n-critic", "1", "--lr-d", "1e30", "--lr-g", "1e30",
                        "--no-progress", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 1 and "is nan" in err or "is inf" in err, err
+    assert code == 1 and ("is nan" in err or "is inf" in err), err
 
 
 def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, monkeypatch, capsys):

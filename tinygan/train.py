@@ -393,6 +393,10 @@ def main(argv=None) -> int:
             return 2
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = args.out or os.path.join("runs", f"{args.variant}-{args.dataset}-{stamp}")
+        if os.path.exists(os.path.join(folder, "config.json")):  # never mix two runs
+            print(f"error: {folder} already holds a run; continue it with --resume {folder} "
+                  "or choose another --out", file=sys.stderr)
+            return 2
     print(f"tinygan {config['variant']} on {config['dataset']}: "
           + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("variant", "dataset")))
     try:
