@@ -212,6 +212,8 @@ def test_each_remedy_flag_trains(flags, tmp_path):
     (["dcgan", "ring8"], "dcgan works on images"),
     (["sagan", "grid25"], "sagan works on images"),
     (["vanilla", "ring8", "--batch-size", "4", "--pack", "3"], "--pack 3 must divide"),
+    (["dcgan", "mnist-10k", "--image-size", "32"], "--image-size 32: mnist-10k has samples"),
+    (["vanilla", "ring8", "--image-size", "32"], "only folder:, celeba and flowers"),
 ])
 def test_inapplicable_settings_are_clear_errors(argv, message, tmp_path, capsys):
     code = train.main(argv + ["--steps", "1", "--no-progress", "--out", str(tmp_path / "r")])

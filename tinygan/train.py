@@ -101,6 +101,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def make_config(args, info: DataInfo) -> dict:
+    size = getattr(args, "image_size", None)
+    if size is not None and (info.kind != "image" or info.shape[1:] != (size, size)):
+        raise ValueError(f"--image-size {size}: {args.dataset} has samples of shape "
+                         f"{tuple(info.shape)} (only folder:, celeba and flowers are resized)")
     config = defaults(args.variant, info)
     for key in TUNABLE:
         value = getattr(args, key)
