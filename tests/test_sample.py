@@ -73,3 +73,18 @@ def test_bad_requests_are_clear_errors(runs, tmp_path, capsys, run, argv, messag
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_an_image_run_samples_without_its_data(tmp_path, monkeypatch):
+    from PIL import Image
+    from tinygan import data
+    folder = tmp_path / "pictures" / "all"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert train.main(["vanilla", f"folder:{tmp_path / 'pictures'}", "--steps", "1",
+                       "--batch-size", "4", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("sample loaded the data"))
+    assert sample.main([str(tmp_path / "run"), "-n", "3", "--out", str(tmp_path / "x.npz")]) == 0
+    assert np.load(tmp_path / "x.npz")["images"].shape == (3, 1, 28, 28)

@@ -16,7 +16,9 @@ from . import backend
 
 
 def load_gan(path: str, device: str | None = None):
-    """The GAN of a run folder (its checkpoints/latest.npz) or of a checkpoint file."""
+    """The GAN of a run folder (its checkpoints/latest.npz) or of a checkpoint file.
+
+    Returns (gan, config, dataset); the dataset is None for images (not needed)."""
     from .gans import DataInfo, build
     from .serialization import load
     checkpoint = path if path.endswith(".npz") else os.path.join(path, "checkpoints",
@@ -26,10 +28,16 @@ def load_gan(path: str, device: str | None = None):
     state = load(checkpoint, device=device or "cpu")
     config = json.loads(state["config"])
     config["device"] = device or "cpu"
-    from . import data
-    dataset = data.load(config["dataset"], root=config.get("data_dir"),
-                        size=config.get("image_size"))
-    gan = build(config["variant"], config, DataInfo.of(dataset))
+    saved = state.get("info")
+    if saved is not None and saved["kind"] == "image":  # images: no need for the data
+        dataset, info = None, DataInfo(saved["kind"], tuple(saved["shape"]),
+                                       int(saved["num_classes"]))
+    else:  # 2D: the scatter draws the real mixture too (and old checkpoints lack "info")
+        from . import data
+        dataset = data.load(config["dataset"], root=config.get("data_dir"),
+                            size=config.get("image_size"))
+        info = DataInfo.of(dataset)
+    gan = build(config["variant"], config, info)
     gan.load_state_dict(state["gan"])
     return gan, config, dataset
 

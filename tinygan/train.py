@@ -195,7 +195,9 @@ class Run:
 
     def save_checkpoint(self) -> None:
         from .serialization import save
-        save({"gan": self.gan.state_dict(), "step": self.step,
+        info = {"kind": self.info.kind, "shape": list(self.info.shape),
+                "num_classes": self.info.num_classes}  # so sampling needs no dataset
+        save({"gan": self.gan.state_dict(), "step": self.step, "info": info,
               "rng": backend.get_rng_state(), "loader": self.loader.state_dict(),
               "config": json.dumps(self.config)}, self.checkpoint_path)
 
