@@ -85,10 +85,10 @@ def _trim(run, samples):
 
 
 def flat(tree, prefix=""):
-    if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}/{key}").items()}
-    if isinstance(tree, (list, tuple)):
-        return {k: v for i, value in enumerate(tree) for k, v in flat(value, f"{prefix}/{i}").items()}
+    """Every leaf of a checkpoint's tree, by its path."""
+    if isinstance(tree, (dict, list, tuple)):
+        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        return {k: v for key, value in items for k, v in flat(value, f"{prefix}/{key}").items()}
     if isinstance(tree, Tensor):
         return {prefix: tree.data}
     return {prefix: tree}
