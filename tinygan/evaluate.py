@@ -23,15 +23,8 @@ def evaluate_run(run: str, n_samples: int | None = None, device: str | None = No
     from .sample import load_gan
     gan, config, dataset = load_gan(run, device)
     start = time.perf_counter()
-    if getattr(dataset, "name", "") == "stacked-mnist":
-        from .metrics.stacked_mnist import STACKED_SAMPLES, evaluate_stacked
-        n = n_samples or STACKED_SAMPLES
-        scores = evaluate_stacked(gan, n, seed)
-        meta = {"kind": "stacked-mnist", "dataset": "stacked-mnist", "generated_samples": n,
-                "protocol": "per-channel tinygan LeNet digit labels (Metz et al. 2017)"}
-    else:
-        scores = evaluate_gan(gan, dataset, config, n_samples=n_samples, seed=seed)
-        meta = describe_scores(dataset, n_samples, config)
+    scores = evaluate_gan(gan, dataset, config, n_samples=n_samples, seed=seed)
+    meta = describe_scores(dataset, n_samples, config)
     report = {"run": os.path.abspath(run), "variant": config.get("variant"),
               "dataset": config.get("dataset"), "seed": seed,
               "seconds": round(time.perf_counter() - start, 1),
@@ -65,6 +58,8 @@ def format_report(report: dict) -> str:
                   f"{about['reference_samples']} real train images"]
         lines += [f"note              {n}" for n in about.get("notes", [])]
     else:
+        if about.get("protocol"):
+            lines.append(f"protocol          {about['protocol']}")
         lines.append(f"samples           {about['generated_samples']} generated")
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ CIFAR-10 network is trained on the user's copy on first use and cached in the ti
 cache folder. Every weight file is `tinygan.save({"state": ..., "meta": ...})`, the meta
 recording the test accuracy, the data and the command that reproduces it:
 
-    python -m tinygan.metrics.features train mnist --epochs 6 --seed 0
+    python -m tinygan.metrics.features train mnist --epochs 8 --seed 0 --shift 2
     python -m tinygan.metrics.features train fashion-mnist --epochs 4 --seed 0
     python -m tinygan.metrics.features train cifar10 --epochs 15 --seed 0 --out FILE
 
@@ -211,14 +211,32 @@ def load_network(path, device: str = "cpu") -> FeatureNetwork:
 # ------------------------------------------------------------------------------- training
 
 
+def random_shift(images: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Translate each image by (dy, dx) uniform in [-shift, shift]^2, filling with background.
+
+    One pass per offset, not per image: at most (2 shift + 1)^2 vectorised copies.
+    """
+    if shift <= 0:
+        return images
+    n, _, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (0, 0), (shift, shift), (shift, shift)))
+    offsets = rng.integers(0, 2 * shift + 1, size=(n, 2))
+    out = np.empty_like(images)
+    for dy, dx in np.unique(offsets, axis=0):
+        rows = np.flatnonzero((offsets[:, 0] == dy) & (offsets[:, 1] == dx))
+        out[rows] = padded[rows, :, dy:dy + h, dx:dx + w]
+    return out
+
+
 def train_classifier(arch: str, train_images: np.ndarray, train_labels: np.ndarray,
                      test_images: np.ndarray, test_labels: np.ndarray, epochs: int,
                      seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
-                     device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
+                     shift: int = 0, device: str = "cpu", log=print) -> tuple[nn.Module, dict]:
     """Train `arch` with Adam on uint8 NCHW images (scaled to [-1, 1]); returns it and its meta.
 
-    The learning rate follows a cosine from lr to 0 over all steps: with no augmentation,
-    the last low-rate epochs are what lift Fashion-MNIST past 90%.
+    The learning rate follows a cosine from lr to 0 over all steps. shift > 0 translates
+    each training image by up to `shift` pixels: on the 9,000 digits of the MNIST sample
+    this is what takes held-out accuracy from ~97.3% to past 98%.
     """
     from ..data.transforms import to_signed_unit
     from ..optim import Adam
@@ -238,7 +256,8 @@ def train_classifier(arch: str, train_images: np.ndarray, train_labels: np.ndarr
         running, seen = 0.0, 0
         for i in range(0, len(order), batch_size):
             idx = np.sort(order[i:i + batch_size])
-            x = Tensor(backend.to_device(to_signed_unit(train_images[idx]), device))
+            batch = random_shift(train_images[idx], shift, rng)
+            x = Tensor(backend.to_device(to_signed_unit(batch), device))
             y = Tensor(backend.to_device(train_labels[idx], device))
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / total))
@@ -257,6 +276,7 @@ def train_classifier(arch: str, train_images: np.ndarray, train_labels: np.ndarr
             "num_classes": max(num_classes, 10), "feature_dim": model.feature_dim,
             "network": model.name, "test_accuracy": float(accuracy), "epochs": int(epochs),
             "seed": int(seed), "batch_size": int(batch_size), "lr": float(lr),
+            "shift": int(shift),
             "n_train": int(len(train_images)), "n_test": int(len(test_images)),
             "train_seconds": round(time.perf_counter() - start, 1)}
     return model, meta
@@ -280,7 +300,8 @@ def _training_data(dataset: str, root=None):
 
 
 def train_for_dataset(dataset: str, epochs: int | None = None, seed: int = 0,
-                      out=None, root=None, device: str = "cpu", log=print) -> FeatureNetwork:
+                      out=None, root=None, device: str = "cpu", shift: int = 0,
+                      log=print) -> FeatureNetwork:
     """Train the feature network of `dataset` on its train split, score it on its test split,
     and write it to `out` (default: the shipped file for mnist / fashion-mnist)."""
     arch, shipped = NETWORKS.get(dataset, ("lenet", None))
@@ -292,8 +313,10 @@ def train_for_dataset(dataset: str, epochs: int | None = None, seed: int = 0,
     log(f"training {arch} on {name}: {len(train)} train / {len(test)} test images, "
         f"{epochs} epochs, seed {seed}")
     model, meta = train_classifier(arch, train.images, train.labels, test.images, test.labels,
-                                   epochs, seed, device=device, log=log)
+                                   epochs, seed, shift=shift, device=device, log=log)
     command = f"python -m tinygan.metrics.features train {dataset} --epochs {epochs} --seed {seed}"
+    if shift:
+        command += f" --shift {shift}"
     meta.update(dataset=name, test_split="held-out" if name == "mnist-10k" else "test",
                 command=command)
     out = Path(out) if out is not None else WEIGHTS_DIR / shipped
@@ -361,19 +384,32 @@ def main(argv=None) -> int:
     t.add_argument("dataset", choices=sorted(NETWORKS))
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--shift", type=int, default=0,
+                   help="translate training images by up to this many pixels (augmentation)")
     t.add_argument("--out", default=None, help="weight file (default: the shipped one, or "
                    "the cache for cifar10)")
     t.add_argument("--data-dir", default=None)
     t.add_argument("--device", default="cpu")
     s = sub.add_parser("show", help="print a weight file's metadata")
     s.add_argument("dataset", choices=sorted(NETWORKS))
+    f = sub.add_parser("floor", help="the real-data floor: FID of real train vs real test")
+    f.add_argument("dataset", choices=sorted(NETWORKS))
     args = p.parse_args(argv)
+    if args.command == "floor":
+        from ..data import load
+        from .evaluate import describe_scores
+        start = time.perf_counter()
+        about = describe_scores(load(args.dataset))
+        print(f"{about['metric']} of real {about['dataset']}: train "
+              f"({about['reference_samples']} images) vs test ({about['floor_samples']} "
+              f"images) = {about['real_floor_fid']:.4g}  [{time.perf_counter() - start:.0f} s]")
+        return 0
     if args.command == "train":
         out = args.out
         if out is None and NETWORKS[args.dataset][1] is None:
             out = cached_weights_path(args.dataset)
         train_for_dataset(args.dataset, args.epochs, args.seed, out, args.data_dir,
-                          args.device, log=lambda m: print(m, flush=True))
+                          args.device, args.shift, log=lambda m: print(m, flush=True))
     else:
         network = feature_network(args.dataset, train_if_missing=False)
         for k, v in network.meta.items():
