@@ -46,3 +46,14 @@ def test_figures_go_where_LESSON_FIGURES_points(tmp_path):
                       "'figures')\nopen(os.path.join(FIGURES, 'x.txt'), 'w').write('hi')\n```\n")
     run_lessons.run_lesson(lesson, figures_dir=tmp_path / "out", workdir=tmp_path)
     assert (tmp_path / "out" / "x.txt").read_text() == "hi"
+
+
+@pytest.mark.parametrize("path", sorted(LESSONS.glob("*.md")), ids=lambda p: p.stem)
+def test_relative_links_resolve(path):
+    """Every relative link and image of a lesson (figures, ../tinygan/... files) exists."""
+    import re
+    text = path.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    missing = [t for t in targets if not re.match(r"[a-z]+:|#", t)
+               and not (path.parent / t.split("#")[0]).exists()]
+    assert not missing, f"{path.name}: links to missing files: {missing}"
