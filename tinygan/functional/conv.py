@@ -1,23 +1,40 @@
 """Convolution as im2col plus one matrix product, and its transpose.
 
 im2col turns every receptive field of x into a row: a strided *view* of the padded
-input, copied once into a matrix of shape (N*OH*OW, C*KH*KW). conv2d is then one GEMM
-with the weight matrix (O, C*KH*KW). col2im is im2col's adjoint: it adds every row back
+input, copied once into a matrix of shape (N*OH*OW, KH*KW*C). conv2d is then one GEMM
+with the weight matrix (O, KH*KW*C). col2im is im2col's adjoint: it adds every row back
 onto the pixels it came from (a loop over the KH*KW kernel offsets, never over pixels).
 
-The two are each other's backward, so conv2d = matmul(im2col(x), W^T) and
-conv_transpose2d = col2im(x W) get their gradients, and their gradients' gradients (the
-gradient penalty goes through them), from the chain rule alone.
+Why channels-last inside: the copy that turns the strided view into rows, and col2im's
+additions, walk memory fastest along the last index of a row. If a row is ordered
+(C, KH, KW), that last index is kw, which hops `stride` pixels at a time through an NCHW
+image, and the copy crawls. Ordered (KH, KW, C) over an image stored as (N, H, W, C), the
+last index is the channel, one float after the next, and both loops run at memory speed.
+So the padded input is laid out (N, H, W, C), the weight is reordered to (O, KH, KW, C)
+(a small copy), and outputs stay (N, H, W, C) in memory while their shape is NCHW: the
+public API and PyTorch's weight layouts do not change. NumPy's elementwise ops keep the
+memory order of their inputs, so the next BatchNorm or activation stays channels-last too.
+
+Conv2d, ConvTranspose2d and Conv2dWeight (the weight's gradient) are Functions of their
+own, each one im2col/col2im plus one GEMM. They save only their inputs, never the
+im2col matrix (KH*KW/stride^2 times bigger than x, 6x for a 5x5 stride-2 conv): the
+backward builds it again. Their backwards are the other two ops, which are
+differentiable, so gradients of gradients (the gradient penalty) go through them:
+
+    conv2d(x, W)            d/dx: conv_transpose2d(gy, W)    d/dW: conv2d_weight(x, gy)
+    conv_transpose2d(x, W)  d/dx: conv2d(gy, W)              d/dW: conv2d_weight(gy, x)
+    conv2d_weight(x, gy)    d/dx: conv_transpose2d(gy, ggW)  d/dgy: conv2d(x, ggW)
+
 `conv2d_simple` is the textbook loop, kept beside the fast one as its reference.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
+from ..kernels import im2col as im2col_kernels
 from ..tensor import Function, Tensor
-from .matmul import matmul
-from .shape import permute, reshape
+from .shape import reshape
 
 
 def _pair(v) -> tuple[int, int]:
@@ -29,41 +46,96 @@ def conv_output_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _im2col_array(x, kernel, stride, padding, dilation, pad_value=0.0):
-    """x (N,C,H,W) -> rows (N*OH*OW, C*KH*KW), one row per receptive field."""
-    xp = backend.get_array_module(x)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    n, c, h, w = x.shape
-    oh = conv_output_size(h, kh, sh, ph, dh)
-    ow = conv_output_size(w, kw, sw, pw, dw)
+def _output_hw(x_shape, kernel, stride, padding, dilation, name="im2col"):
+    h, w = x_shape[2:]
+    oh = conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1])
     if oh < 1 or ow < 1:
-        raise ValueError(f"im2col: input of spatial size {(h, w)} is too small for kernel "
+        raise ValueError(f"{name}: input of spatial size {(h, w)} is too small for kernel "
                          f"{kernel}, stride {stride}, padding {padding}, dilation {dilation}")
-    if ph or pw:
-        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-    s0, s1, s2, s3 = x.strides
+    return oh, ow
+
+
+def _channels_last_padded(x, padding, pad_value):
+    """x (N,C,H,W) as an (N, H+2ph, W+2pw, C) array, the border filled with pad_value.
+
+    A view when there is no padding and x is already channels-last in memory; otherwise
+    one copy (cheap next to im2col's, which is KH*KW/stride^2 times bigger).
+    """
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    ph, pw = padding
+    x_last = x.transpose(0, 2, 3, 1)
+    if not ph and not pw and x_last.flags.c_contiguous:
+        return x_last
+    out = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    if ph or pw:  # fill only the border: the inside is overwritten just below
+        out[:, :ph] = pad_value
+        out[:, ph + h:] = pad_value
+        out[:, ph:ph + h, :pw] = pad_value
+        out[:, ph:ph + h, pw + w:] = pad_value
+    out[:, ph:ph + h, pw:pw + w] = x_last
+    return out
+
+
+def _im2col_array(x, kernel, stride, padding, dilation, pad_value=0.0):
+    """x (N,C,H,W) -> rows (N*OH*OW, KH*KW*C), one row per receptive field."""
+    xp = backend.get_array_module(x)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = _output_hw(x.shape, kernel, stride, padding, dilation)
+    n, c = x.shape[:2]
+    x = _channels_last_padded(x, padding, pad_value)
+    s0, s1, s2, s3 = x.strides  # (N, H, W, C)
     view = xp.lib.stride_tricks.as_strided(
-        x, shape=(n, oh, ow, c, kh, kw),
-        strides=(s0, s2 * sh, s3 * sw, s1, s2 * dh, s3 * dw))
-    return view.reshape(n * oh * ow, c * kh * kw), (oh, ow)
+        x, shape=(n, oh, ow, kh, kw, c),
+        strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
+    return view.reshape(n * oh * ow, kh * kw * c), (oh, ow)
 
 
 def _col2im_array(cols, x_shape, kernel, stride, padding, dilation):
-    """The adjoint of im2col: add rows (N*OH*OW, C*KH*KW) back into an (N,C,H,W) image."""
+    """The adjoint of im2col: add rows (N*OH*OW, KH*KW*C) back into an (N,C,H,W) image.
+
+    The image is accumulated channels-last and returned as an NCHW-shaped view of it.
+    """
     xp = backend.get_array_module(cols)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     n, c, h, w = x_shape
-    oh = conv_output_size(h, kh, sh, ph, dh)
-    ow = conv_output_size(w, kw, sw, pw, dw)
-    cols = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # N,C,KH,KW,OH,OW
-    hp, wp = h + 2 * ph, w + 2 * pw
-    img = xp.zeros((n, c, hp, wp), dtype=cols.dtype)
+    oh, ow = _output_hw(x_shape, kernel, stride, padding, dilation, "col2im")
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    img = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
     for i in range(kh):  # a loop over kernel offsets; each is one strided add
         top = i * dh
         for j in range(kw):
             left = j * dw
-            img[:, :, top:top + sh * oh:sh, left:left + sw * ow:sw] += cols[:, :, i, j]
-    return img[:, :, ph:ph + h, pw:pw + w]
+            img[:, top:top + sh * oh:sh, left:left + sw * ow:sw] += cols[:, :, :, i, j]
+    return img[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+
+
+def _im2col(x, kernel, stride, padding, dilation, pad_value=0.0):
+    """im2col on arrays: one CUDA kernel on the GPU (see kernels/im2col.py), else the view."""
+    if kernels.enabled(x):
+        out_hw = _output_hw(x.shape, kernel, stride, padding, dilation)
+        return im2col_kernels.im2col(x, kernel, stride, padding, dilation, out_hw,
+                                     pad_value), out_hw
+    return _im2col_array(x, kernel, stride, padding, dilation, pad_value)
+
+
+def _col2im(cols, x_shape, kernel, stride, padding, dilation):
+    if kernels.enabled(cols):
+        out_hw = _output_hw(x_shape, kernel, stride, padding, dilation, "col2im")
+        return im2col_kernels.col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw)
+    return _col2im_array(cols, x_shape, kernel, stride, padding, dilation)
+
+
+def _rows(y):
+    """(N,C,H,W) -> (N*H*W, C): free when y is channels-last in memory, a copy otherwise."""
+    n, c, h, w = y.shape
+    return y.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+
+
+def _weight_matrix(weight):
+    """(A, B, KH, KW) -> (A, KH*KW*B): the kernel taps in im2col's (KH, KW, C) order."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 class Im2col(Function):
@@ -73,7 +145,7 @@ class Im2col(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        cols, self.out_hw = _im2col_array(x, *self.args, pad_value=self.pad_value)
+        cols, self.out_hw = _im2col(x, *self.args, pad_value=self.pad_value)
         return cols
 
     def backward(self, gcols):
@@ -86,14 +158,14 @@ class Col2im(Function):
         self.args = (kernel, stride, padding, dilation)
 
     def forward(self, cols):
-        return _col2im_array(cols, self.x_shape, *self.args)
+        return _col2im(cols, self.x_shape, *self.args)
 
     def backward(self, gx):
         return im2col(gx, *self.args)
 
 
 def im2col(x: Tensor, kernel_size, stride=1, padding=0, dilation=1, pad_value=0.0) -> Tensor:
-    """Receptive fields of x (N,C,H,W) as rows: (N*OH*OW, C*KH*KW)."""
+    """Receptive fields of x (N,C,H,W) as rows: (N*OH*OW, KH*KW*C)."""
     if x.ndim != 4:
         raise ValueError(f"im2col: expected an NCHW input, got shape {tuple(x.shape)}")
     return Im2col(_pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation),
@@ -101,9 +173,122 @@ def im2col(x: Tensor, kernel_size, stride=1, padding=0, dilation=1, pad_value=0.
 
 
 def col2im(cols: Tensor, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> Tensor:
-    """Sum rows (N*OH*OW, C*KH*KW) back onto an image of shape x_shape."""
+    """Sum rows (N*OH*OW, KH*KW*C) back onto an image of shape x_shape."""
     return Col2im(tuple(x_shape), _pair(kernel_size), _pair(stride), _pair(padding),
                   _pair(dilation))(cols)
+
+
+def _output_padding_to_fit(size, kernel, stride, padding, dilation):
+    """The output_padding that makes conv_transpose2d give back a conv2d input of `size`.
+
+    Several sizes map to one conv2d output size when stride > 1; this picks `size`.
+    """
+    out = conv_output_size(size, kernel, stride, padding, dilation)
+    return size + 2 * padding - dilation * (kernel - 1) - 1 - (out - 1) * stride
+
+
+class Conv2d(Function):
+    """y = im2col(x) W^T (+ b); dx = conv_transpose2d(gy, W), dW = conv2d_weight(x, gy)."""
+
+    def __init__(self, stride, padding, dilation):
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def forward(self, x, weight, bias=None):
+        out_c = weight.shape[0]
+        cols, (oh, ow) = _im2col(x, weight.shape[2:], self.stride, self.padding,
+                                 self.dilation)                  # (N*OH*OW, KH*KW*C)
+        y = cols @ _weight_matrix(weight).T                      # (N*OH*OW, O): one GEMM
+        if bias is not None:
+            y += bias
+        return y.reshape(x.shape[0], oh, ow, out_c).transpose(0, 3, 1, 2)
+
+    def backward(self, gy):
+        x, weight = self.inputs[:2]
+        needs = self.needs_input_grad
+        gx = gw = gb = None
+        if needs[0]:
+            output_padding = tuple(
+                _output_padding_to_fit(x.shape[2 + a], weight.shape[2 + a], self.stride[a],
+                                       self.padding[a], self.dilation[a]) for a in (0, 1))
+            gx = conv_transpose2d(gy, weight, None, self.stride, self.padding, output_padding,
+                                  self.dilation)
+        if needs[1]:
+            gw = conv2d_weight(x, gy, weight.shape[2:], self.stride, self.padding,
+                               self.dilation)
+        if len(self.inputs) == 3 and needs[2]:
+            from .reduce import sum as sum_
+            gb = sum_(gy, (0, 2, 3))
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
+
+
+class ConvTranspose2d(Function):
+    """y = col2im(rows(x) W) (+ b); dx = conv2d(gy, W), dW = conv2d_weight(gy, x)."""
+
+    def __init__(self, stride, padding, dilation, out_hw):
+        self.stride, self.padding, self.dilation, self.out_hw = stride, padding, dilation, out_hw
+
+    def forward(self, x, weight, bias=None):
+        n = x.shape[0]
+        out_c = weight.shape[1]
+        cols = _rows(x) @ _weight_matrix(weight)                 # (N*H*W, KH*KW*out): one GEMM
+        y = _col2im(cols, (n, out_c) + self.out_hw, weight.shape[2:], self.stride,
+                    self.padding, self.dilation)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        x, weight = self.inputs[:2]
+        needs = self.needs_input_grad
+        gx = gw = gb = None
+        if needs[0]:
+            gx = conv2d(gy, weight, None, self.stride, self.padding, self.dilation)
+        if needs[1]:
+            gw = conv2d_weight(gy, x, weight.shape[2:], self.stride, self.padding,
+                               self.dilation)
+        if len(self.inputs) == 3 and needs[2]:
+            from .reduce import sum as sum_
+            gb = sum_(gy, (0, 2, 3))
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
+
+
+class Conv2dWeight(Function):
+    """dW = rows(gy)^T im2col(x), the weight gradient of conv2d, shaped (O, C, KH, KW).
+
+    It is linear in each input: d/dx <ggW, dW> = conv_transpose2d(gy, ggW) and
+    d/dgy <ggW, dW> = conv2d(x, ggW).
+    """
+
+    def __init__(self, kernel, stride, padding, dilation):
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+
+    def forward(self, x, gy):
+        cols, _ = _im2col(x, self.kernel, self.stride, self.padding, self.dilation)
+        out_c, in_c = gy.shape[1], x.shape[1]
+        gw = _rows(gy).T @ cols                                  # (O, KH*KW*C): one GEMM
+        gw = gw.reshape(out_c, *self.kernel, in_c).transpose(0, 3, 1, 2)
+        return backend.get_array_module(gw).ascontiguousarray(gw)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        needs = self.needs_input_grad
+        gx = ggy = None
+        if needs[0]:
+            output_padding = tuple(
+                _output_padding_to_fit(x.shape[2 + a], self.kernel[a], self.stride[a],
+                                       self.padding[a], self.dilation[a]) for a in (0, 1))
+            gx = conv_transpose2d(gy, ggw, None, self.stride, self.padding, output_padding,
+                                  self.dilation)
+        if needs[1]:
+            ggy = conv2d(x, ggw, None, self.stride, self.padding, self.dilation)
+        return gx, ggy
+
+
+def conv2d_weight(x: Tensor, grad_output: Tensor, kernel_size, stride=1, padding=0,
+                  dilation=1) -> Tensor:
+    """The gradient of conv2d(x, W) in W, given the gradient of its output."""
+    return Conv2dWeight(_pair(kernel_size), _pair(stride), _pair(padding),
+                        _pair(dilation))(x, grad_output)
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
@@ -113,16 +298,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         raise ValueError(f"conv2d: input of shape {tuple(x.shape)} does not fit weight of "
                          f"shape {tuple(weight.shape)} (expected input (N, {weight.shape[1]}, "
                          "H, W))")
-    out_c, in_c, kh, kw = weight.shape
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    n, _, h, w = x.shape
-    oh = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
-    ow = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    cols = im2col(x, (kh, kw), stride, padding, dilation)               # (N*OH*OW, C*KH*KW)
-    y = matmul(cols, permute(reshape(weight, (out_c, -1)), (1, 0)))      # (N*OH*OW, O)
-    if bias is not None:
-        y = y + bias
-    return permute(reshape(y, (n, oh, ow, out_c)), (0, 3, 1, 2))
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d(stride, padding, dilation)(*inputs)
 
 
 def conv_transpose_output_size(size, kernel, stride, padding, output_padding, dilation):
@@ -137,23 +315,22 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
         raise ValueError(f"conv_transpose2d: input of shape {tuple(x.shape)} does not fit "
                          f"weight of shape {tuple(weight.shape)} (expected input "
                          f"(N, {weight.shape[0]}, H, W))")
-    in_c, out_c, kh, kw = weight.shape
+    _, _, kh, kw = weight.shape
     stride, padding = _pair(stride), _pair(padding)
     output_padding, dilation = _pair(output_padding), _pair(dilation)
     if output_padding[0] >= stride[0] or output_padding[1] >= stride[1]:
         raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be "
                          f"smaller than stride {stride}")
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     oh = conv_transpose_output_size(h, kh, stride[0], padding[0], output_padding[0],
                                     dilation[0])
     ow = conv_transpose_output_size(w, kw, stride[1], padding[1], output_padding[1],
                                     dilation[1])
-    rows = reshape(permute(x, (0, 2, 3, 1)), (n * h * w, in_c))          # (N*H*W, in)
-    cols = matmul(rows, reshape(weight, (in_c, -1)))                     # (N*H*W, out*KH*KW)
-    y = col2im(cols, (n, out_c, oh, ow), (kh, kw), stride, padding, dilation)
-    if bias is not None:
-        y = y + reshape(bias, (1, -1, 1, 1))
-    return y
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv_transpose2d: output size {(oh, ow)} is empty for input "
+                         f"{(h, w)}, kernel {(kh, kw)}, stride {stride}, padding {padding}")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return ConvTranspose2d(stride, padding, dilation, (oh, ow))(*inputs)
 
 
 def conv2d_simple(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
