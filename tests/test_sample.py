@@ -88,3 +88,10 @@ def test_an_image_run_samples_without_its_data(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("sample loaded the data"))
     assert sample.main([str(tmp_path / "run"), "-n", "3", "--out", str(tmp_path / "x.npz")]) == 0
     assert np.load(tmp_path / "x.npz")["images"].shape == (3, 1, 28, 28)
+
+
+def test_load_gan_brings_the_data_unless_told_not_to(runs):
+    gan, config, dataset = sample.load_gan(str(runs / "cgan"))
+    assert dataset is not None and len(dataset) == 9000  # evaluate scores against it
+    assert gan.info.shape == (1, 28, 28) and gan.info.num_classes == 10
+    assert sample.load_gan(str(runs / "cgan"), with_data=False)[2] is None

@@ -15,10 +15,11 @@ import numpy as np
 from . import backend
 
 
-def load_gan(path: str, device: str | None = None):
+def load_gan(path: str, device: str | None = None, with_data: bool = True):
     """The GAN of a run folder (its checkpoints/latest.npz) or of a checkpoint file.
 
-    Returns (gan, config, dataset); the dataset is None for images (not needed)."""
+    Returns (gan, config, dataset). with_data=False skips loading an image dataset (the
+    dataset is then None): the checkpoint knows the images' shape and classes."""
     from .gans import DataInfo, build
     from .serialization import load
     checkpoint = path if path.endswith(".npz") else os.path.join(path, "checkpoints",
@@ -29,7 +30,7 @@ def load_gan(path: str, device: str | None = None):
     config = json.loads(state["config"])
     config["device"] = device or "cpu"
     saved = state.get("info")
-    if saved is not None and saved["kind"] == "image":  # images: no need for the data
+    if not with_data and saved is not None and saved["kind"] == "image":
         dataset, info = None, DataInfo(saved["kind"], tuple(saved["shape"]),
                                        int(saved["num_classes"]))
     else:  # 2D: the scatter draws the real mixture too (and old checkpoints lack "info")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     try:
-        gan, config, dataset = load_gan(args.run, args.device)
+        gan, config, dataset = load_gan(args.run, args.device, with_data=False)
         images = sample(gan, args.n, args.label, args.seed)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
