@@ -331,6 +331,16 @@ def test_inf_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch, capsys):
     assert code == 1 and "step 2: d_loss is inf" in err and "no checkpoint" in err
 
 
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    _step_that(monkeypatch, 1, lambda losses: dict(losses, d_loss=float("nan")))
+    folder = tmp_path / "run"
+    assert train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "3",
+                       "--no-progress", "--out", str(folder)]) == 1
+    capsys.readouterr()
+    assert train.main(["--resume", str(folder), "--no-progress"]) == 2
+    assert "error: no checkpoint at" in capsys.readouterr().err
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_huge_learning_rate_diverges_cleanly(tmp_path, capsys):
     code = train.main(["wgan-gp", "ring8", "--batch-size", "4", "--steps", "30",

@@ -408,7 +408,8 @@ def main(argv=None) -> int:
     try:
         run = Run(config, folder, resume=bool(args.resume), progress=not args.no_progress,
                   dataset=dataset)
-    except (DatasetError, ValueError) as e:  # e.g. a remedy this variant does not take
+    except (DatasetError, ValueError, FileNotFoundError) as e:  # e.g. a remedy this
+        # variant does not take, or a run to resume that never reached its first checkpoint
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
