@@ -20,7 +20,9 @@ def _importable(name):
 
 needs_nn = pytest.mark.skipif(not (_importable("tinygan.nn") and _importable("tinygan.optim")),
                               reason="tinygan.nn or tinygan.optim is not importable yet")
-needs_torch = pytest.mark.skipif(not _importable("torch"), reason="PyTorch is not importable here (tests opt in with TINYGAN_TORCH_TESTS=1)")
+needs_torch = pytest.mark.skipif(
+    not _importable("torch"),
+    reason="PyTorch is not importable here (tests opt in with TINYGAN_TORCH_TESTS=1)")
 
 TINY = dict(device="cpu", batch=4, steps=1, warmup=0)
 
