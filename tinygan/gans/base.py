@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..tensor import Tensor, no_grad, randint, randn
-from .remedies import pack
+from .. import optim
+from .remedies import feature_matching_loss, pack
 
 
 @dataclass
@@ -50,7 +51,10 @@ class GAN:
         raise NotImplementedError
 
     def optimizers(self):
-        raise NotImplementedError
+        """Adam for G and for D, each with its own learning rate (most papers' choice)."""
+        cfg = self.config
+        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
+                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
 
     def step(self, next_batch) -> dict:
         """One generator update (and the discriminator updates before it); returns losses."""
@@ -79,12 +83,22 @@ class GAN:
     def sample_labels(self, n: int) -> Tensor:
         return randint(0, self.info.num_classes, (n,), device=self.device)
 
+    def packed(self, x: Tensor) -> Tensor:
+        """x in groups of `pack` samples stacked as channels (PacGAN); x itself if pack is 1."""
+        return pack(x, self.pack)
+
     def discriminate(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """D's logits for x, packed into groups of `pack` samples (PacGAN)."""
-        return self.D(pack(x, self.pack))
+        return self.D(self.packed(x))
 
     def d_features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.D.features(pack(x, self.pack))
+        return self.D.features(self.packed(x))
+
+    def critic_generator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """-mean D(G(z)) (WGAN, WGAN-GP, SAGAN), or feature matching when asked for."""
+        if self.config.get("feature_matching"):
+            return feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
+        return -self.discriminate(fake).mean()
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z) in eval mode (BatchNorm uses its running statistics), without a graph."""

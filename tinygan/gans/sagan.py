@@ -10,10 +10,8 @@
 from __future__ import annotations
 
 from .. import functional as F
-from .. import optim
 from .base import GAN, update
 from .nets import sagan_discriminator, sagan_generator
-from .remedies import feature_matching_loss
 
 
 def defaults(info) -> dict:
@@ -34,11 +32,6 @@ class SAGAN(GAN):
                                 bool(self.config.get("minibatch_discrimination")))
         return G, D
 
-    def optimizers(self):
-        cfg = self.config
-        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
-                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
-
     def step(self, next_batch) -> dict:
         cfg = self.config
         for _ in range(int(cfg.get("n_critic", 1))):
@@ -49,9 +42,6 @@ class SAGAN(GAN):
             update(self.opt_d, loss_d)
 
         fake = self.G(self.sample_z(real.shape[0]))
-        if cfg.get("feature_matching"):
-            loss_g = feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
-        else:
-            loss_g = -self.discriminate(fake).mean()
+        loss_g = self.critic_generator_loss(real, fake)
         update(self.opt_g, loss_g)
         return {"d_loss": loss_d.item(), "g_loss": loss_g.item()}

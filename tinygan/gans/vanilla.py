@@ -10,7 +10,6 @@ D outputs a logit; sigmoid and log are fused in binary_cross_entropy_with_logits
 from __future__ import annotations
 
 from .. import functional as F
-from .. import optim
 from ..tensor import ones_like, zeros_like
 from .base import GAN, update
 from .nets import mlp_discriminator, mlp_generator
@@ -41,11 +40,6 @@ class VanillaGAN(GAN):
             G = mlp_generator(self.z_dim, info.shape)
             D = mlp_discriminator(self.d_input_shape, minibatch_discrimination=mbd)
         return G, D
-
-    def optimizers(self):
-        cfg = self.config
-        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
-                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
 
     def step(self, next_batch) -> dict:
         cfg = self.config

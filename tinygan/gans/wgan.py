@@ -13,7 +13,6 @@ from .. import optim
 from .base import GAN, update
 from .nets import (dcgan_discriminator, dcgan_generator, init_dcgan_, mlp_discriminator,
                    mlp_generator)
-from .remedies import feature_matching_loss
 
 
 def defaults(info) -> dict:
@@ -60,10 +59,7 @@ class WGAN(GAN):
             optim.clip_(self.D.parameters(), -cfg["clip"], cfg["clip"])
 
         fake = self.G(self.sample_z(real.shape[0]))
-        if cfg.get("feature_matching"):
-            loss_g = feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
-        else:
-            loss_g = -self.discriminate(fake).mean()
+        loss_g = self.critic_generator_loss(real, fake)
         update(self.opt_g, loss_g)
         return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
                 "wasserstein": -loss_d.item()}

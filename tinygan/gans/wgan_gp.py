@@ -10,11 +10,10 @@ BatchNorm would couple the samples of a batch.
 """
 from __future__ import annotations
 
-from .. import optim
 from ..tensor import grad, rand
 from .nets import dcgan_discriminator, mlp_discriminator
+from .base import GAN
 from .wgan import WGAN, update
-from .remedies import feature_matching_loss, pack
 
 
 def defaults(info) -> dict:
@@ -49,10 +48,7 @@ class WGANGP(WGAN):
                                     minibatch_discrimination=mbd)
         return G, D
 
-    def optimizers(self):
-        cfg = self.config
-        return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
-                optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
+    optimizers = GAN.optimizers  # Adam(1e-4, betas (0, 0.9)), not WGAN's RMSprop
 
     def step(self, next_batch) -> dict:
         cfg = self.config
@@ -60,18 +56,12 @@ class WGANGP(WGAN):
             real, labels = next_batch()
             fake = self.G(self.sample_z(real.shape[0])).detach()
             wasserstein = self.discriminate(real).mean() - self.discriminate(fake).mean()
-            penalty = gradient_penalty(self.D, real, fake, self._pack)
+            penalty = gradient_penalty(self.D, real, fake, self.packed)
             loss_d = -wasserstein + cfg["gp_lambda"] * penalty
             update(self.opt_d, loss_d)
 
         fake = self.G(self.sample_z(real.shape[0]))
-        if cfg.get("feature_matching"):
-            loss_g = feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
-        else:
-            loss_g = -self.discriminate(fake).mean()
+        loss_g = self.critic_generator_loss(real, fake)
         update(self.opt_g, loss_g)
         return {"d_loss": loss_d.item(), "g_loss": loss_g.item(),
                 "wasserstein": wasserstein.item(), "gp": penalty.item()}
-
-    def _pack(self, x):
-        return pack(x, self.pack)
