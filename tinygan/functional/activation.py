@@ -1,8 +1,9 @@
 """Activations: relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax."""
 from __future__ import annotations
 
-from .. import backend
-from ..tensor import Function, Tensor
+from .. import backend, kernels
+from ..kernels import activation as activation_kernels
+from ..tensor import Function, Tensor, is_grad_enabled
 from .reduce import logsumexp, sum
 
 
@@ -10,11 +11,11 @@ class ReLU(Function):
     """y = max(0, x); dy/dx = 1 if x > 0 else 0."""
 
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        return backend.get_array_module(x).maximum(x, x.dtype.type(0))
 
     def backward(self, gy):
-        return gy * Tensor(self.mask.astype(gy.dtype))
+        # the mask is rebuilt from x (kept alive by the graph anyway) rather than saved
+        return gy * Tensor((self.inputs[0].data > 0).astype(gy.dtype))
 
 
 class LeakyReLU(Function):
@@ -24,12 +25,23 @@ class LeakyReLU(Function):
         self.negative_slope = negative_slope
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        self.slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
-        return x * self.slope
+        if kernels.enabled(x):
+            return activation_kernels.leaky_relu_forward(x, self.negative_slope)
+        return activation_kernels.leaky_relu_forward_generic(x, self.negative_slope)
 
     def backward(self, gy):
-        return gy * Tensor(self.slope)
+        # dy/dx is rebuilt from x (which the graph keeps anyway) instead of being saved:
+        # a saved slope array would cost a float per element of every activation
+        x = self.inputs[0].data
+        if not is_grad_enabled():  # a plain backward: arrays in, array out
+            if kernels.enabled(gy.data, x):
+                return Tensor(activation_kernels.leaky_relu_backward(gy.data, x,
+                                                                     self.negative_slope))
+            return Tensor(activation_kernels.leaky_relu_backward_generic(
+                gy.data, x, self.negative_slope))
+        # create_graph: a product with a constant, so the graph goes through gy
+        return gy * Tensor(activation_kernels.leaky_relu_slope(x, self.negative_slope,
+                                                               gy.dtype))
 
 
 class Tanh(Function):

@@ -19,11 +19,23 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, mask=None) -> Tens
     if p == 1.0:
         return x * 0.0
     if mask is None:
-        keep = backend.generator(x.device).random(x.shape, dtype=x.dtype) >= p
+        keep = _uniform_like(x) >= p
     else:
         keep = mask.data if isinstance(mask, Tensor) else mask
-    scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    scale = keep.astype(x.dtype)
+    scale *= x.dtype.type(1.0 / (1.0 - p))
     return x * Tensor(scale)
+
+
+def _uniform_like(x: Tensor):
+    """U[0, 1) samples shaped like x and laid out in memory as x is (channels-last stays
+    channels-last), so that the product with x walks both arrays in the same order."""
+    data = x.data
+    order = sorted(range(data.ndim), key=lambda d: -data.strides[d])  # outermost first
+    u = backend.generator(x.device).random(tuple(data.shape[d] for d in order),
+                                           dtype=x.dtype)
+    inverse = sorted(range(data.ndim), key=lambda d: order[d])
+    return u.transpose(inverse)
 
 
 def embedding(input: Tensor, weight: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """Losses: binary cross-entropy (with logits, stable), cross-entropy, mse, l1."""
 from __future__ import annotations
 
-from .. import backend
-from ..tensor import Function, Tensor, as_tensor
+from .. import backend, kernels
+from ..kernels import activation as activation_kernels
+from ..tensor import Function, Tensor, as_tensor, is_grad_enabled
 from .activation import log_softmax, sigmoid
 from .elementwise import clamp, log
 from .reduce import mean, sum
@@ -31,12 +32,17 @@ class BCEWithLogits(Function):
     """
 
     def forward(self, x, t):
-        xp = backend.get_array_module(x)
-        return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-abs(x)))
+        if kernels.enabled(x, t) and x.dtype == t.dtype:
+            return activation_kernels.bce_with_logits_forward(x, t)
+        return activation_kernels.bce_with_logits_forward_generic(x, t)
 
     def backward(self, gy):
         x, t = self.inputs
-        gx = gy * (sigmoid(x) - t) if self.needs_input_grad[0] else None
+        if self.needs_input_grad[0] and not is_grad_enabled() and \
+                kernels.enabled(gy.data, x.data, t.data) and x.dtype == t.dtype == gy.dtype:
+            gx = Tensor(activation_kernels.bce_with_logits_backward(gy.data, x.data, t.data))
+        else:
+            gx = gy * (sigmoid(x) - t) if self.needs_input_grad[0] else None
         gt = -gy * x if self.needs_input_grad[1] else None
         return gx, gt
 

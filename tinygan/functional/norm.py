@@ -1,7 +1,8 @@
 """Batch normalisation (Ioffe & Szegedy 2015), training and eval."""
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, kernels
+from ..kernels import batchnorm as batchnorm_kernels
 from ..tensor import Function, Tensor, is_grad_enabled
 from .reduce import mean, sum
 from .shape import reshape
@@ -31,32 +32,40 @@ class BatchNorm(Function):
         inv_std = 1.0 / xp.sqrt(self.var + x.dtype.type(self.eps))
         self.inv_std = inv_std.reshape(shape).astype(x.dtype, copy=False)
         self.centre = self.mean.reshape(shape).astype(x.dtype)  # a copy: running stats move
-        self.xhat = (x - self.centre) * self.inv_std
-        y = self.xhat
-        if weight is not None:
-            y = y * weight.reshape(shape)
+        self.xhat = None
+        if weight is not None and bias is not None and kernels.enabled(x, weight, bias):
+            self.xhat, y = batchnorm_kernels.normalize(
+                x, self.centre, self.inv_std, weight.reshape(shape), bias.reshape(shape))
+            return y
+        # y = x * scale + shift with per-channel scale = w / sigma, shift = b - mean scale:
+        # two passes over x, and xhat is not kept (backward rebuilds it from x, which the
+        # graph holds anyway): one activation-sized array less per BatchNorm
+        scale = self.inv_std if weight is None else self.inv_std * weight.reshape(shape)
+        shift = -self.centre * scale
         if bias is not None:
-            y = y + bias.reshape(shape)
+            shift = shift + bias.reshape(shape)
+        y = x * scale
+        y += shift
         return y
 
     def backward(self, gy):
         x = self.inputs[0]
         axes = _stat_axes(x)
         shape = _channel_shape(x)
-        if is_grad_enabled() and self.training:
+        has_w = len(self.inputs) > 1 and self.inputs[1] is not None
+        if not is_grad_enabled():
+            return self._backward_arrays(gy.data, x.data, axes, shape, has_w)
+        if self.training:
             # create_graph: rebuild the statistics from x inside the graph, so that the
             # second derivative sees how they depend on x
             mu = mean(x, axes, keepdim=True)
             xc = x - mu
             inv_std = (mean(xc * xc, axes, keepdim=True) + self.eps) ** -0.5
             xhat = xc * inv_std
-        elif is_grad_enabled():
+        else:
             # eval, create_graph: the statistics are constants, but xhat (in dw) depends on x
             inv_std = Tensor(self.inv_std)
             xhat = (x - Tensor(self.centre)) * inv_std
-        else:
-            inv_std, xhat = Tensor(self.inv_std), Tensor(self.xhat)
-        has_w = len(self.inputs) > 1 and self.inputs[1] is not None
         gxhat = gy * reshape(self.inputs[1], shape) if has_w else gy
         if self.training:
             gx = inv_std * (gxhat - mean(gxhat, axes, keepdim=True)
@@ -68,6 +77,33 @@ class BatchNorm(Function):
             grads.append(sum(gy * xhat, axes) if self.needs_input_grad[1] else None)
         if len(self.inputs) > 2:
             grads.append(sum(gy, axes) if self.needs_input_grad[2] else None)
+        return tuple(grads)
+
+    def _backward_arrays(self, gy, x, axes, shape, has_w):
+        """The same formulas on arrays, when no graph is recorded: fewer passes, no graph."""
+        xhat = self.xhat
+        if xhat is None:
+            xhat = x - self.centre
+            xhat *= self.inv_std
+        count = x.size // x.shape[1]
+        sum_gy = gy.sum(axis=axes, keepdims=True)
+        sum_gy_xhat = (gy * xhat).sum(axis=axes, keepdims=True)
+        w = self.inputs[1].data.reshape(shape) if has_w else self.inv_std.dtype.type(1)
+        if self.training:
+            mean_gy, mean_gy_xhat = sum_gy / count, sum_gy_xhat / count
+            if kernels.enabled(gy, xhat) and has_w:
+                gx = batchnorm_kernels.input_grad(gy, xhat, self.inv_std, w, mean_gy,
+                                                  mean_gy_xhat)
+            else:
+                gx = batchnorm_kernels.input_grad_generic(gy, xhat, self.inv_std, w, mean_gy,
+                                                          mean_gy_xhat)
+        else:
+            gx = gy * (self.inv_std * w)
+        grads = [Tensor(gx)]
+        if has_w:
+            grads.append(Tensor(sum_gy_xhat.reshape(-1)) if self.needs_input_grad[1] else None)
+        if len(self.inputs) > 2:
+            grads.append(Tensor(sum_gy.reshape(-1)) if self.needs_input_grad[2] else None)
         return tuple(grads)
 
 

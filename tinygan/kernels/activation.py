@@ -1,7 +1,7 @@
 """leaky_relu (relu is slope 0) and binary cross-entropy with logits: one pass each way.
 
-The generic path makes a mask array, then multiplies (two passes and a temporary); the
-kernel reads x once and writes y once.
+The generic path takes two or three passes and a temporary; the kernel reads x once and
+writes y once.
 """
 from __future__ import annotations
 
@@ -18,14 +18,26 @@ def _cupy():
 # ---------------------------------------------------------------- leaky_relu
 
 
+def leaky_relu_slope(x, slope: float, dtype=None):
+    """dy/dx: 1 where x > 0, else slope (a new array, in x's memory order)."""
+    dtype = x.dtype if dtype is None else dtype
+    d = (x > 0).astype(dtype)  # three cheap passes; where(x > 0, 1, slope) is ten times slower
+    d *= dtype.type(1 - slope)
+    d += dtype.type(slope)
+    return d
+
+
 def leaky_relu_forward_generic(x, slope: float):
     xp = backend.get_array_module(x)
-    return xp.where(x > 0, x, x * x.dtype.type(slope))
+    if 0 <= slope <= 1:  # then max(x, slope x) is x for x > 0 and slope x otherwise
+        return xp.maximum(x, x * x.dtype.type(slope))
+    return x * leaky_relu_slope(x, slope)
 
 
 def leaky_relu_backward_generic(gy, x, slope: float):
-    xp = backend.get_array_module(x)
-    return xp.where(x > 0, gy, gy * gy.dtype.type(slope))
+    d = leaky_relu_slope(x, slope, gy.dtype)
+    d *= gy
+    return d
 
 
 def leaky_relu_forward(x, slope: float):

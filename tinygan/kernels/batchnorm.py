@@ -27,7 +27,11 @@ def normalize(x, mean, inv_std, weight, bias):
 
 def input_grad_generic(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
     """dx = w inv_std (gy - mean(gy) - xhat mean(gy xhat)), the training-mode formula."""
-    return weight * inv_std * (gy - mean_gy - xhat * mean_gy_xhat)
+    gx = xhat * mean_gy_xhat  # then in place: one activation-sized temporary in all
+    gx -= gy
+    gx += mean_gy
+    gx *= -(weight * inv_std)
+    return gx
 
 
 def input_grad(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
