@@ -8,6 +8,10 @@ import importlib.abc
 import os
 import sys
 
+# Tests check correctness on small arrays, where BLAS threads only add overhead, and on a
+# busy machine oversubscribed threads make NumPy many times slower. Set before NumPy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 

@@ -138,6 +138,18 @@ def load_dataset(config: dict):
                      size=config.get("image_size"))
 
 
+def describe(config: dict) -> str:
+    """'vanilla + pack 2 on ring8': the variant, its remedies and the data, for titles."""
+    remedies = [name.replace("_", " ") for name in ("feature_matching",
+                                                    "minibatch_discrimination")
+                if config.get(name)]
+    if config.get("pack", 1) > 1:
+        remedies.append(f"pack {config['pack']}")
+    if config.get("label_smoothing"):
+        remedies.append(f"label smoothing {config['label_smoothing']}")
+    return " + ".join([config["variant"], *remedies]) + f" on {config['dataset']}"
+
+
 def versions(device: str) -> dict:
     from . import __version__
     v = {"tinygan": __version__, "numpy": np.__version__, "python": sys.version.split()[0]}
@@ -231,7 +243,7 @@ class Run:
                                               self.config["device"]))
         fake = backend.to_numpy(self.gan.generate(z, labels).data)
         path = os.path.join(self.folder, "samples", f"step_{self.step:07d}.png")
-        title = f"{self.config['variant']} on {self.config['dataset']}, step {self.step}"
+        title = f"{describe(self.config)}, step {self.step}"
         if self.info.kind == "points":
             real = self.dataset.sample(len(fake), np.random.default_rng(0))[0]
             save_scatter(fake, real, path, title, centers=np.asarray(self.dataset.centers))
@@ -243,7 +255,7 @@ class Run:
         save_gif(frames, os.path.join(self.folder, "training.gif"))
         if os.path.exists(self.csv_path):
             save_losses_plot(self.csv_path, os.path.join(self.folder, "losses.png"),
-                             f"{self.config['variant']} on {self.config['dataset']}")
+                             describe(self.config))
 
     def evaluate(self) -> None:
         """Score G now (FID & co. for images, mode coverage for 2D); append to metrics.csv."""
@@ -258,7 +270,7 @@ class Run:
             writer.writerow([self.step, *scores.values()])
         from .plots import save_metric_plot
         save_metric_plot(path, os.path.join(self.folder, "fid.png"),
-                         f"{self.config['variant']} on {self.config['dataset']}")
+                         describe(self.config))
 
     # -- the loop
     def batches(self):
