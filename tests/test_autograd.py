@@ -57,10 +57,18 @@ def test_backward_twice_on_two_graphs_accumulates():
 def test_backward_twice_on_the_same_graph_accumulates():
     x = tinygan.tensor(np.array([1.0, 2.0]), requires_grad=True)
     loss = (F.exp(x) * x).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)  # as in PyTorch: the first call must keep the graph
     loss.backward()
     a = np.array([1.0, 2.0])
     np.testing.assert_allclose(x.grad.numpy(), 2 * (np.exp(a) * (1 + a)))
+
+
+def test_backward_frees_the_graph_unless_retained():
+    x = tinygan.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (F.exp(x) * x).sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
 
 
 def test_backward_with_gradient_for_non_scalar():
@@ -154,7 +162,7 @@ def test_grad_with_several_outputs_sums_their_contributions():
 def test_graph_nodes_do_not_leak_intermediate_gradients_across_calls():
     x = tinygan.tensor(np.array([1.0]), requires_grad=True)
     y = F.tanh(x) * 2.0
-    g1, = tinygan.grad(y.sum(), x)
+    g1, = tinygan.grad(y.sum(), x, retain_graph=True)  # as in PyTorch: keep y's graph
     g2, = tinygan.grad(y.sum(), x)
     np.testing.assert_allclose(g1.numpy(), g2.numpy())
 

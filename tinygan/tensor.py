@@ -229,7 +229,8 @@ class Tensor:
                     f"backward() on a non-scalar tensor of shape {self.shape} needs `gradient` "
                     "(a tensor of the same shape: the cotangent to propagate)")
             gradient = Tensor(self.xp.ones_like(self.data))
-        run_backward([self], [gradient], create_graph=create_graph, accumulate=True)
+        run_backward([self], [gradient], create_graph=create_graph, accumulate=True,
+                     retain_graph=retain_graph)
 
     def retain_grad(self):
         raise NotImplementedError("retain_grad: use tinygan.grad(output, tensor) instead")
@@ -291,6 +292,16 @@ class Function:
     def __repr__(self):
         return f"<{type(self).__name__}>"
 
+    def _release(self):
+        """Forget the inputs and saved arrays once the backward pass has used them.
+
+        Without this, a graph holds every activation of a step for as long as any of its
+        outputs is alive (a loss kept for printing keeps the whole network's activations).
+        """
+        generation = self.generation
+        self.__dict__.clear()
+        self.generation = generation
+
 
 def _check_same_device(func, arrays):
     kinds = {type(a) for a in arrays}
@@ -327,6 +338,10 @@ def _topological_functions(outputs):
             counter += 1
     while heap:
         _, _, f = heapq.heappop(heap)
+        if "inputs" not in f.__dict__:
+            raise RuntimeError(
+                f"backward through {type(f).__name__} a second time: its saved arrays were "
+                "freed by the first backward; pass retain_graph=True to the first call")
         funcs.append(f)
         for x in f.inputs:
             g = x.creator
@@ -348,12 +363,16 @@ def _functions_leading_to(funcs, targets):
     return useful
 
 
-def run_backward(outputs, grad_outputs, create_graph=False, accumulate=True, inputs=None):
+def run_backward(outputs, grad_outputs, create_graph=False, accumulate=True, inputs=None,
+                 retain_graph=None, allow_unused=True):
     """Propagate `grad_outputs` back from `outputs`.
 
     accumulate=True adds into the `.grad` of every leaf that requires grad (backward());
     otherwise the gradients of `inputs` are returned in a list (tinygan.grad).
+    Each Function lets go of what it saved as soon as its backward has run, unless
+    retain_graph (by default: create_graph, as in PyTorch) asks to keep the graph.
     """
+    retain = create_graph if retain_graph is None else retain_graph
     grads: dict[int, Tensor] = {}
     alive: dict[int, Tensor] = {}  # keeps each tensor whose id is a key of `grads` alive
     for y, g in zip(outputs, grad_outputs):
@@ -369,6 +388,13 @@ def run_backward(outputs, grad_outputs, create_graph=False, accumulate=True, inp
         useful = _functions_leading_to(funcs, inputs)
         funcs = [f for f in funcs if id(f) in useful]
         wanted = {id(t) for t in inputs}
+        if not allow_unused:  # before the graph is walked (and freed), not after
+            reached = {id(y) for y in outputs} | {id(x) for f in funcs for x in f.inputs}
+            for i, t in enumerate(inputs):
+                if id(t) not in reached:
+                    raise RuntimeError(
+                        f"grad: input {i} (shape {t.shape}) was not used in the graph of "
+                        "the outputs; pass allow_unused=True to get None")
 
     with set_grad_enabled(create_graph):
         for f in funcs:
@@ -400,6 +426,8 @@ def run_backward(outputs, grad_outputs, create_graph=False, accumulate=True, inp
                 else:
                     grads[id(x)] = gx
                     alive[id(x)] = x
+            if not retain:
+                f._release()
 
     if inputs is not None:
         return [grads.get(id(t)) for t in inputs]
@@ -444,7 +472,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         if not t.requires_grad:
             raise RuntimeError("grad: one of the inputs does not require grad")
     result = run_backward(outputs, grad_outputs, create_graph=create_graph,
-                          accumulate=False, inputs=inputs)
+                          accumulate=False, inputs=inputs, retain_graph=retain_graph,
+                          allow_unused=allow_unused)
     for i, (g, t) in enumerate(zip(result, inputs)):
         if g is None:
             if not allow_unused:
