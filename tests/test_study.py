@@ -87,3 +87,13 @@ def test_cli_parses_the_issue_command():
         3, 10, ["grid25"], ["vanilla", "pacgan4"])
     with pytest.raises(SystemExit):
         study.parser().parse_args(["mode-collapse", "--methods", "nope"])
+
+
+def test_run_config_is_the_train_cli_config_plus_the_remedy():
+    config = study.run_config("pacgan4", "grid25", seed=3, steps=10, lr=1e-3)
+    assert (config["variant"], config["pack"], config["seed"], config["steps"]) == (
+        "vanilla", 4, 3, 10)
+    assert config["lr_g"] == config["lr_d"] == 1e-3
+    assert config["z_dim"] == 2 and config["batch_size"] % 4 == 0
+    wgan = study.run_config("wgan-gp", "ring8", seed=0, steps=None)
+    assert wgan["n_critic"] == 5 and wgan["steps"] > 0 and "pack" not in wgan

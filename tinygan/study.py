@@ -14,6 +14,10 @@ The out folder gets
   results.md       the table: modes covered, high-quality %, reverse KL (mean +- std)
   METHOD.png       one figure per method: generated points over the real mixture,
                    a row per dataset, a column per seed
+
+By default every run uses its variant's 2D defaults (steps and learning rates included);
+`--steps` and `--lr` shorten the protocol when time is short (benchmarks/mode-collapse/
+README.md says what that costs in quality).
 """
 from __future__ import annotations
 
@@ -279,7 +283,8 @@ def parser() -> argparse.ArgumentParser:
                     help="generator steps per run (default: each variant's 2D default)")
     mc.add_argument("--lr", type=float, default=None,
                     help="lr of G and D for every method (default: each variant's own)")
-    mc.add_argument("--out", default=os.path.join("benchmarks", "mode-collapse"))
+    mc.add_argument("--out", default=os.path.join("benchmarks", "mode-collapse"),
+                    help="folder for results.md, results.json and METHOD.png")
     mc.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     mc.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     mc.add_argument("--workers", type=int, default=2, help="parallel processes (2 at most "
