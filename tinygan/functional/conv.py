@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import backend, kernels
 from ..kernels import im2col as im2col_kernels
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, is_grad_enabled
 from .shape import reshape
 
 
@@ -109,6 +109,22 @@ def _col2im_array(cols, x_shape, kernel, stride, padding, dilation):
             left = j * dw
             img[:, top:top + sh * oh:sh, left:left + sw * ow:sw] += cols[:, :, :, i, j]
     return img[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+
+
+def _conv2d_from_cols(cols, out_hw, n, weight, bias=None):
+    """y = cols W^T (+ b), one GEMM, returned NCHW-shaped over channels-last memory."""
+    y = cols @ _weight_matrix(weight).T                          # (N*OH*OW, O)
+    if bias is not None:
+        y += bias
+    return y.reshape(n, *out_hw, weight.shape[0]).transpose(0, 3, 1, 2)
+
+
+def _conv2d_weight_from_cols(cols, gy, kernel, in_c):
+    """dW = rows(gy)^T cols, one GEMM, reordered from (O, KH, KW, C) to (O, C, KH, KW)."""
+    out_c = gy.shape[1]
+    gw = _rows(gy).T @ cols                                      # (O, KH*KW*C)
+    gw = gw.reshape(out_c, *kernel, in_c).transpose(0, 3, 1, 2)
+    return backend.get_array_module(gw).ascontiguousarray(gw)
 
 
 def _im2col(x, kernel, stride, padding, dilation, pad_value=0.0):
@@ -194,13 +210,8 @@ class Conv2d(Function):
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x, weight, bias=None):
-        out_c = weight.shape[0]
-        cols, (oh, ow) = _im2col(x, weight.shape[2:], self.stride, self.padding,
-                                 self.dilation)                  # (N*OH*OW, KH*KW*C)
-        y = cols @ _weight_matrix(weight).T                      # (N*OH*OW, O): one GEMM
-        if bias is not None:
-            y += bias
-        return y.reshape(x.shape[0], oh, ow, out_c).transpose(0, 3, 1, 2)
+        cols, out_hw = _im2col(x, weight.shape[2:], self.stride, self.padding, self.dilation)
+        return _conv2d_from_cols(cols, out_hw, x.shape[0], weight, bias)
 
     def backward(self, gy):
         x, weight = self.inputs[:2]
@@ -240,6 +251,8 @@ class ConvTranspose2d(Function):
     def backward(self, gy):
         x, weight = self.inputs[:2]
         needs = self.needs_input_grad
+        if not is_grad_enabled() and needs[0] and needs[1]:
+            return self._backward_arrays(gy.data, x.data, weight.data)
         gx = gw = gb = None
         if needs[0]:
             gx = conv2d(gy, weight, None, self.stride, self.padding, self.dilation)
@@ -250,6 +263,17 @@ class ConvTranspose2d(Function):
             from .reduce import sum as sum_
             gb = sum_(gy, (0, 2, 3))
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
+
+    def _backward_arrays(self, gy, x, weight):
+        """conv2d(gy, W) and conv2d_weight(gy, x) share im2col(gy): build it once (when no
+        graph is recorded; with create_graph the two differentiable ops above run)."""
+        cols, out_hw = _im2col(gy, weight.shape[2:], self.stride, self.padding, self.dilation)
+        gx = _conv2d_from_cols(cols, out_hw, gy.shape[0], weight)
+        gw = _conv2d_weight_from_cols(cols, x, weight.shape[2:], gy.shape[1])
+        grads = (Tensor(gx), Tensor(gw))
+        if len(self.inputs) == 3:
+            grads += (Tensor(gy.sum(axis=(0, 2, 3))) if self.needs_input_grad[2] else None,)
+        return grads
 
 
 class Conv2dWeight(Function):
@@ -264,10 +288,7 @@ class Conv2dWeight(Function):
 
     def forward(self, x, gy):
         cols, _ = _im2col(x, self.kernel, self.stride, self.padding, self.dilation)
-        out_c, in_c = gy.shape[1], x.shape[1]
-        gw = _rows(gy).T @ cols                                  # (O, KH*KW*C): one GEMM
-        gw = gw.reshape(out_c, *self.kernel, in_c).transpose(0, 3, 1, 2)
-        return backend.get_array_module(gw).ascontiguousarray(gw)
+        return _conv2d_weight_from_cols(cols, gy, self.kernel, x.shape[1])
 
     def backward(self, ggw):
         x, gy = self.inputs
