@@ -7,6 +7,7 @@ from .folders import load_folder
 from .mixtures import NOTIONAL_EPOCH_SIZE, GaussianMixture2D, grid25, ring8
 from .mnist import load_fashion_mnist, load_mnist, load_sample
 from .photos import load_celeba, load_flowers
+from .stacked import stacked_mnist
 
 # name -> (loader(split, root, download, size, epoch_size), one-line description)
 DATASETS = {
@@ -26,6 +27,8 @@ DATASETS = {
               "8 Gaussians on a circle of radius 2, std 0.02"),
     "grid25": (lambda s, r, d, size, e: grid25(s, e),
                "25 Gaussians on the grid {-4,-2,0,2,4}^2, std 0.05"),
+    "stacked-mnist": (lambda s, r, d, size, e: stacked_mnist(s, root=r),
+                      "Stacked MNIST: three digits as RGB channels, 1,000 modes, 60k/10k"),
 }
 NAMES = [*DATASETS, "folder:PATH"]
 
