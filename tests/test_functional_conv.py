@@ -293,3 +293,22 @@ def test_interpolate_rejects_other_modes_and_is_twice_differentiable():
         F.interpolate(tinygan.randn(1, 1, 2, 2), scale_factor=2, mode="bilinear")
     assert gradgradcheck(lambda a: F.interpolate(a * a, scale_factor=2),
                          [leaf(away(1, 1, 2, 3))])
+
+
+@pytest.mark.parametrize("in_c,out_c,kernel,padding,dilation", [(2, 3, (3, 3), 1, 1),
+                                                                (1, 4, (2, 3), 0, 2),
+                                                                (2, 5, (3, 2), (2, 1), (1, 2))])
+def test_conv_transpose2d_stride_one_widening(in_c, out_c, kernel, padding, dilation):
+    # stride 1 and in < out: computed as a conv with the flipped kernel (not col2im)
+    x, w = away(2, in_c, 4, 5, seed=1), away(in_c, out_c, *kernel, seed=2)
+    b = away(out_c, seed=3)
+    y = F.conv_transpose2d(tinygan.tensor(x), tinygan.tensor(w), tinygan.tensor(b), 1, padding,
+                           0, dilation)
+    p, d = F.conv._pair(padding), F.conv._pair(dilation)
+    ref = conv_transpose2d_reference(x, w, b, (1, 1), p, (0, 0), d)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-12)
+    args = (1, padding, 0, dilation)
+    assert gradcheck(lambda a, b_, c: F.conv_transpose2d(a, b_, c, *args),
+                     [leaf(x[:1]), leaf(w), leaf(b)])
+    assert gradgradcheck(lambda a, b_: F.conv_transpose2d(a, b_, None, *args),
+                         [leaf(x[:1]), leaf(w)])

@@ -239,11 +239,22 @@ class ConvTranspose2d(Function):
         self.stride, self.padding, self.dilation, self.out_hw = stride, padding, dilation, out_hw
 
     def forward(self, x, weight, bias=None):
-        n = x.shape[0]
+        n, in_c = x.shape[:2]
         out_c = weight.shape[1]
-        cols = _rows(x) @ _weight_matrix(weight)                 # (N*H*W, KH*KW*out): one GEMM
-        y = _col2im(cols, (n, out_c) + self.out_hw, weight.shape[2:], self.stride,
-                    self.padding, self.dilation)
+        kernel = weight.shape[2:]
+        full = tuple(self.dilation[a] * (kernel[a] - 1) - self.padding[a] for a in (0, 1))
+        if self.stride == (1, 1) and in_c < out_c and min(full) >= 0:
+            # At stride 1 the transposed conv is also a plain conv of x with the kernel
+            # flipped and its in/out swapped, padded by d(k-1) - p. Its im2col matrix has
+            # KH*KW*in columns against col2im's KH*KW*out: the smaller when in < out (a
+            # conv's input gradient when the conv narrows the channels, as G's last layer)
+            flipped = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+            cols, out_hw = _im2col(x, kernel, (1, 1), full, self.dilation)
+            y = _conv2d_from_cols(cols, out_hw, n, flipped)
+        else:
+            cols = _rows(x) @ _weight_matrix(weight)             # (N*H*W, KH*KW*out): one GEMM
+            y = _col2im(cols, (n, out_c) + self.out_hw, kernel, self.stride, self.padding,
+                        self.dilation)
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)
         return y
