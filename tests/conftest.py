@@ -2,7 +2,7 @@
 
 PyTorch is a reference for benchmarks and comparison scripts, never part of the default
 test run: unless TINYGAN_TORCH_TESTS=1, `import torch` fails inside the tests, so every
-optional comparison (`pytest.importorskip("torch")`) is skipped with that reason.
+optional comparison (`pytest.importorskip("torch", exc_type=ImportError)`) is skipped with that reason.
 """
 import importlib.abc
 import os

@@ -307,7 +307,7 @@ def test_clip_grad_norm_returns_the_norm_and_rescales():
                          + [("Adam", c) for c in ADAM_CASES]
                          + [("RMSprop", c) for c in RMSPROP_CASES])
 def test_matches_torch(name, kw):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", exc_type=ImportError)
     p = torch.tensor(P0.copy(), requires_grad=True)
     opt = getattr(torch.optim, name)([p], **kw)
     for _ in range(3):
