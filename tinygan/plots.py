@@ -7,27 +7,10 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
-from contextlib import contextmanager
 
 import numpy as np
 
-
-@contextmanager
-def atomic_path(path: str):
-    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from .files import atomic_path
 
 
 def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..files import atomic_write
 from .dataset import DatasetError
 
 # The repository's datasets/ folder, next to the tinygan package (found after `pip install -e .`).
@@ -80,21 +80,8 @@ def made_dirs(path: Path) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: Path, write) -> None:
-    """Call `write(file)` on a temp file in path's folder, then rename it onto `path`.
-
-    A reader never sees a half-written file, and an exception leaves nothing behind.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Call `write(file)` on a temp file in path's folder, then rename it onto `path`."""
+    atomic_write(path, write)
 
 
 def safe_member_name(archive: Path, name: str) -> str:
