@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tensor import Tensor, no_grad, randint, randn
+from ..tensor import Tensor, no_grad
+from ..creation import randint, randn
 from .. import optim
 from .remedies import feature_matching_loss, pack
 

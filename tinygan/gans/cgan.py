@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import nn
-from ..tensor import ones_like, zeros_like
+from ..creation import ones_like, zeros_like
 from .base import update
 from .nets import (dcgan_discriminator, dcgan_generator, init_dcgan_, mlp_discriminator,
                    mlp_generator)

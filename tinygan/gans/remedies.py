@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import nn
-from ..tensor import Tensor, full, randn
+from ..tensor import Tensor
+from ..creation import full, randn
 
 
 class MinibatchDiscrimination(nn.Module):

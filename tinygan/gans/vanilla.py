@@ -10,7 +10,7 @@ D outputs a logit; sigmoid and log are fused in binary_cross_entropy_with_logits
 from __future__ import annotations
 
 from .. import functional as F
-from ..tensor import ones_like, zeros_like
+from ..creation import ones_like, zeros_like
 from .base import GAN, update
 from .nets import mlp_discriminator, mlp_generator
 from .remedies import feature_matching_loss, real_target

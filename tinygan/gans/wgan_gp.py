@@ -10,7 +10,8 @@ BatchNorm would couple the samples of a batch.
 """
 from __future__ import annotations
 
-from ..tensor import grad, rand
+from ..tensor import grad
+from ..creation import rand
 from .nets import dcgan_discriminator, mlp_discriminator
 from .base import GAN
 from .wgan import WGAN, update

@@ -26,7 +26,6 @@ features)". Inputs are float32 images in [-1, 1], exactly what a tanh generator 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,8 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import nn
-from ..tensor import Tensor, manual_seed, no_grad
+from ..tensor import Tensor, no_grad
+from ..creation import manual_seed
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
