@@ -222,3 +222,11 @@ def test_linear_on_non_contiguous_input_and_constant_weight():
     w = tinygan.tensor(away(4, 5, seed=2))
     assert gradcheck(lambda x: F.linear(x, w), [transposed(3, 5)])
     assert gradcheck(lambda x, weight: F.linear(x, weight), [strided(3, 5), leaf(away(4, 5))])
+
+
+def test_matmul_of_two_vectors_is_a_scalar_with_both_gradients():
+    a = tinygan.tensor(np.random.default_rng(1).standard_normal(3), requires_grad=True)
+    b = tinygan.tensor(np.random.default_rng(2).standard_normal(3), requires_grad=True)
+    y = a @ b
+    assert y.shape == () and np.isclose(y.item(), a.data @ b.data)
+    assert gradcheck(lambda a, b: a @ b, [a, b])

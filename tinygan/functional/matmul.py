@@ -32,8 +32,9 @@ class MatMul(Function):
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """a @ b for tensors of two or more dims (1-d operands are promoted, as NumPy does)."""
-    if a.ndim == 1:
-        return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
+    if a.ndim == 1:  # a row vector, whose added dim is then dropped (a scalar for 1-d @ 1-d)
+        shape = b.shape[:-2] + b.shape[-1:] if b.ndim > 1 else ()
+        return reshape(matmul(reshape(a, (1, -1)), b), shape)
     if b.ndim == 1:
         return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
     return MatMul()(a, b)
