@@ -41,3 +41,16 @@ if os.environ.get("TINYGAN_TORCH_TESTS") != "1":
 def _seed():
     tinygan.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture
+def data_home(tmp_path, monkeypatch):
+    """A private HOME and cache (with an empty tinygan cache folder), no $TINYGAN_DATA and
+    no system copies: data tests never see, or touch, the user's files."""
+    from tinygan.data import paths
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    monkeypatch.setattr(paths, "SYSTEM_DIRS", {})
+    (tmp_path / "xdg" / "tinygan").mkdir(parents=True)
+    return tmp_path

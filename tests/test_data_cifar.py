@@ -7,19 +7,14 @@ import numpy as np
 import pytest
 
 from tinygan.data import DatasetError, load
-from tinygan.data import cifar, paths
+from tinygan.data import cifar
 from tinygan.data.cifar import read_cifar10_tar
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
-    monkeypatch.setattr(paths, "SYSTEM_DIRS", {})
+def env(data_home, monkeypatch):
     monkeypatch.setattr(cifar, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz")
-    (tmp_path / "xdg" / "tinygan").mkdir(parents=True)
-    return tmp_path
+    return data_home
 
 
 def snapshot(folder: Path) -> dict:

@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 
 from tinygan.data import DownloadError, load, write_idx
-from tinygan.data import cifar, download as download_module, mnist, paths
+from tinygan.data import cifar, download as download_module, mnist
 from tinygan.data.download import download
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
-    monkeypatch.setattr(paths, "SYSTEM_DIRS", {})
-    (tmp_path / "xdg").mkdir()
-    return tmp_path
+def env(data_home):
+    (data_home / "xdg" / "tinygan").rmdir()  # these tests check that the cache stays empty
+    return data_home
 
 
 def snapshot(folder: Path) -> dict:

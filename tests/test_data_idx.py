@@ -14,16 +14,11 @@ SAMPLE = REPO / "datasets" / "mnist-10k"
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A private HOME / cache / data folder, no system copies, and mirrors that refuse."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
-    monkeypatch.setattr(paths, "SYSTEM_DIRS", {})
+def env(data_home, monkeypatch):
+    """The private data home of conftest.py, and mirrors that refuse."""
     monkeypatch.setattr(mnist, "MNIST_MIRRORS", ["http://127.0.0.1:9/"])
     monkeypatch.setattr(mnist, "FASHION_MNIST_MIRRORS", ["http://127.0.0.1:9/"])
-    (tmp_path / "xdg" / "tinygan").mkdir(parents=True)
-    return tmp_path
+    return data_home
 
 
 def snapshot(folder: Path) -> dict:

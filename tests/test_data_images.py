@@ -7,17 +7,12 @@ import pytest
 from PIL import Image
 
 from tinygan.data import DatasetError, load
-from tinygan.data import folders, images as images_module, paths
+from tinygan.data import folders, images as images_module
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("TINYGAN_DATA", raising=False)
-    monkeypatch.setattr(paths, "SYSTEM_DIRS", {})
-    (tmp_path / "xdg" / "tinygan").mkdir(parents=True)
-    return tmp_path
+def env(data_home):
+    return data_home
 
 
 def snapshot(folder: Path) -> dict:
