@@ -24,41 +24,29 @@ import numpy as np
 
 
 def torch_networks(torch, variant: str, z_dim: int, shape: tuple):
-    """The networks of tinygan.gans.nets for 28x28 images, in PyTorch."""
+    """tinygan.gans' networks for 28x28 gray images, in PyTorch.
+
+    They are the benchmark workloads' networks (tinygan/bench_models.py builds them for
+    either library from one source), with Radford et al.'s initialisation for DCGAN.
+    """
+    from tinygan.bench_models import WORKLOAD_SPECS, torch_framework
+
     nn = torch.nn
-    c = shape[0]
-    if variant == "vanilla":
-        G = nn.Sequential(nn.Linear(z_dim, 256), nn.LeakyReLU(0.2), nn.Linear(256, 512),
-                          nn.LeakyReLU(0.2), nn.Linear(512, 1024), nn.LeakyReLU(0.2),
-                          nn.Linear(1024, int(np.prod(shape))), nn.Tanh(),
-                          nn.Unflatten(1, shape))
-        D = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 1024), nn.LeakyReLU(0.2),
-                          nn.Linear(1024, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
-                          nn.LeakyReLU(0.2), nn.Linear(256, 1))
-        return G, D
-    if variant == "dcgan" and shape[1] == 28:
-        G = nn.Sequential(
-            nn.Linear(z_dim, 7 * 7 * 256, bias=False), nn.Unflatten(1, (256, 7, 7)),
-            nn.BatchNorm2d(256), nn.LeakyReLU(0.2),
-            nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128),
-            nn.LeakyReLU(0.2),
-            nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False),
-            nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
-            nn.ConvTranspose2d(64, c, 5, 2, 2, output_padding=1), nn.Tanh())
-        D = nn.Sequential(
-            nn.Conv2d(c, 64, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-            nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3), nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1))
-        for m in list(G.modules()) + list(D.modules()):  # Radford et al. 2016's init
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
+    if tuple(shape) != (1, 28, 28) or z_dim != 100 or variant not in ("vanilla", "dcgan"):
+        raise SystemExit(f"quality_vs_torch: no PyTorch twin for {variant} at {shape}, "
+                         f"z_dim {z_dim}")
+    G, D = WORKLOAD_SPECS[f"{variant}-mnist"].build(torch_framework(), lambda m: m)
+    if variant == "vanilla":  # the workload's MLPs work on flat vectors
+        return nn.Sequential(G, nn.Unflatten(1, tuple(shape))), nn.Sequential(nn.Flatten(), D)
+    for m in list(G.modules()) + list(D.modules()):  # Radford et al. 2016's init
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        return G, D
-    raise SystemExit(f"quality_vs_torch: no PyTorch twin for {variant} at {shape}")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return G, D
 
 
 def train_torch(config: dict, info, dataset, threads: int):
