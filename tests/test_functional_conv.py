@@ -11,22 +11,8 @@ import pytest
 
 import tinygan
 import tinygan.functional as F
+from grad_inputs import away, distinct, leaf
 from tinygan.testing import gradcheck, gradgradcheck
-
-
-def away(*shape, seed=0, margin=0.1):
-    r = np.random.default_rng(seed).standard_normal(shape)
-    return np.asarray(np.where(r >= 0, 1.0, -1.0) * (margin + np.abs(r)))
-
-
-def distinct(*shape, seed=0):
-    """No ties (values 0.05 apart), so max pooling has a unique arg-max in every window."""
-    n = int(np.prod(shape))
-    return (np.random.default_rng(seed).permutation(n) * 0.05 - n * 0.025).reshape(shape)
-
-
-def leaf(a):
-    return tinygan.tensor(np.asarray(a, np.float64), requires_grad=True)
 
 
 def out_size(size, k, s, p, d):

@@ -6,25 +6,8 @@ import pytest
 
 import tinygan
 import tinygan.functional as F
+from grad_inputs import away, leaf, transposed
 from tinygan.testing import gradcheck, gradgradcheck
-
-
-def away(*shape, seed=0, margin=0.1):
-    """float64 values at least `margin` from 0: sign * (margin + |N(0,1)|)."""
-    r = np.random.default_rng(seed).standard_normal(shape)
-    return np.asarray(np.where(r >= 0, 1.0, -1.0) * (margin + np.abs(r)))
-
-
-def leaf(a):
-    return tinygan.tensor(np.asarray(a, np.float64), requires_grad=True)
-
-
-def transposed(*shape, seed=0):
-    """A leaf whose data is a transposed (non-contiguous) view."""
-    base = away(*reversed(shape), seed=seed)
-    t = tinygan.Tensor(base.T, requires_grad=True)
-    assert not t.data.flags.c_contiguous
-    return t
 
 
 def strided(*shape, seed=0):

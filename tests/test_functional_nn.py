@@ -5,22 +5,8 @@ import pytest
 
 import tinygan
 import tinygan.functional as F
+from grad_inputs import away, leaf, transposed
 from tinygan.testing import gradcheck, gradgradcheck
-
-
-def away(*shape, seed=0, margin=0.1):
-    r = np.random.default_rng(seed).standard_normal(shape)
-    return np.asarray(np.where(r >= 0, 1.0, -1.0) * (margin + np.abs(r)))
-
-
-def leaf(a):
-    return tinygan.tensor(np.asarray(a, np.float64), requires_grad=True)
-
-
-def transposed(*shape, seed=0):
-    t = tinygan.Tensor(away(*reversed(shape), seed=seed).T, requires_grad=True)
-    assert not t.data.flags.c_contiguous
-    return t
 
 
 def np_softmax(a, axis):

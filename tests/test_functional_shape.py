@@ -5,29 +5,8 @@ import pytest
 
 import tinygan
 import tinygan.functional as F
+from grad_inputs import away, distinct, leaf, transposed
 from tinygan.testing import gradcheck, gradgradcheck
-
-
-def away(*shape, seed=0, margin=0.1):
-    r = np.random.default_rng(seed).standard_normal(shape)
-    return np.asarray(np.where(r >= 0, 1.0, -1.0) * (margin + np.abs(r)))
-
-
-def distinct(*shape, seed=0):
-    """float64 values with no ties (at least 0.05 apart): a shuffled grid, for max."""
-    n = int(np.prod(shape))
-    values = np.random.default_rng(seed).permutation(n) * 0.05 - n * 0.025
-    return values.reshape(shape)
-
-
-def leaf(a):
-    return tinygan.tensor(np.asarray(a, np.float64), requires_grad=True)
-
-
-def transposed(*shape, seed=0):
-    t = tinygan.Tensor(away(*reversed(shape), seed=seed).T, requires_grad=True)
-    assert not t.data.flags.c_contiguous
-    return t
 
 
 def strided(*shape, seed=0):
