@@ -102,11 +102,14 @@ class GAN:
         return -self.discriminate(fake).mean()
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """G(z) in eval mode (BatchNorm uses its running statistics), without a graph."""
+        """G(z) (or G(z, y), random y unless given) in eval mode, without a graph:
+        BatchNorm uses its running statistics."""
+        if self.conditional and labels is None:
+            labels = self.sample_labels(z.shape[0])
         was_training = self.G.training
         self.G.eval()
         with no_grad():
-            out = self.G(z)
+            out = self.G(z, labels) if self.conditional else self.G(z)
         self.G.train(was_training)
         return out
 

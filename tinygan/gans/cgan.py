@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import nn
-from ..creation import ones_like, zeros_like
+from ..creation import ones_like
 from .base import update
 from .nets import (dcgan_discriminator, dcgan_generator, init_dcgan_, mlp_discriminator,
                    mlp_generator)
-from .remedies import feature_matching_loss, real_target
-from .vanilla import VanillaGAN
+from .remedies import feature_matching_loss
+from .vanilla import VanillaGAN, discriminator_loss
 from .vanilla import defaults as vanilla_defaults
 
 
@@ -112,17 +112,6 @@ class ConditionalGAN(VanillaGAN):
     def d_features(self, x, labels=None):
         return self.D.features(x, labels)
 
-    def generate(self, z, labels=None):
-        if labels is None:
-            labels = self.sample_labels(z.shape[0])
-        was_training = self.G.training
-        self.G.eval()
-        from ..tensor import no_grad
-        with no_grad():
-            out = self.G(z, labels)
-        self.G.train(was_training)
-        return out
-
     def step(self, next_batch) -> dict:
         cfg = self.config
         real, labels = next_batch()
@@ -132,9 +121,7 @@ class ConditionalGAN(VanillaGAN):
         fake = self.G(self.sample_z(n), labels).detach()
         real_logits = self.D(real, labels)
         fake_logits = self.D(fake, labels)
-        loss_d = (F.binary_cross_entropy_with_logits(
-                      real_logits, real_target(real_logits, cfg.get("label_smoothing", 0.0)))
-                  + F.binary_cross_entropy_with_logits(fake_logits, zeros_like(fake_logits)))
+        loss_d = discriminator_loss(real_logits, fake_logits, cfg.get("label_smoothing", 0.0))
         update(self.opt_d, loss_d)
 
         # 2. generator: make D call (G(z, y), y) real

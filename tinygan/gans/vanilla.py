@@ -25,6 +25,12 @@ def defaults(info) -> dict:
                 epochs=30, n_critic=1)
 
 
+def discriminator_loss(real_logits, fake_logits, smoothing: float = 0.0):
+    """BCE(D(x), 1 - smoothing) + BCE(D(G(z)), 0): D ascends log D(x) + log(1 - D(G(z)))."""
+    return (F.binary_cross_entropy_with_logits(real_logits, real_target(real_logits, smoothing))
+            + F.binary_cross_entropy_with_logits(fake_logits, zeros_like(fake_logits)))
+
+
 class VanillaGAN(GAN):
     name = "vanilla"
 
@@ -50,9 +56,7 @@ class VanillaGAN(GAN):
         fake = self.G(self.sample_z(n)).detach()
         real_logits = self.discriminate(real, labels)
         fake_logits = self.discriminate(fake, labels)
-        loss_d = (F.binary_cross_entropy_with_logits(
-                      real_logits, real_target(real_logits, cfg.get("label_smoothing", 0.0)))
-                  + F.binary_cross_entropy_with_logits(fake_logits, zeros_like(fake_logits)))
+        loss_d = discriminator_loss(real_logits, fake_logits, cfg.get("label_smoothing", 0.0))
         update(self.opt_d, loss_d)
 
         # 2. generator
