@@ -263,6 +263,25 @@ def test_resume_is_bit_identical(variant, extra, steps, split, folders, tmp_path
     assert json.load(open(second.folder + "/config.json"))["steps"] == steps
 
 
+def test_lr_decay_falls_to_zero_and_resumes_bit_identically(folders, tmp_path):
+    argv = ["dcgan", folders["gray28"], "--image-size", "28", "--batch-size", "4",
+            "--sample-every", "3", "--lr-decay", "linear", "--steps", "6"]
+    whole = new_run(argv, tmp_path / "A")
+    lr0 = whole.gan.opt_g.param_groups[0]["lr"]
+    whole.train()
+    assert whole.gan.opt_g.param_groups[0]["lr"] == 0.0  # 6 of 6 steps taken
+    assert whole.gan.opt_d.param_groups[0]["initial_lr"] == lr0
+
+    first = new_run(argv, tmp_path / "B")
+    first.steps = 3  # stopped halfway through a 6-step schedule
+    first.train()
+    second = resumed_run(tmp_path / "B")
+    assert second.gan.opt_g.param_groups[0]["lr"] == pytest.approx(lr0 / 2)
+    second.train()
+    assert assert_same_checkpoint(whole.checkpoint_path, second.checkpoint_path) > 20
+    assert loss_rows(whole.folder) == loss_rows(second.folder)
+
+
 def test_resume_through_main_with_a_longer_run(tmp_path, capsys):
     common = ["--no-progress", "--sample-every", "1"]
     assert train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "3",

@@ -85,8 +85,11 @@ def train_and_score(config: dict) -> dict:
     stream = batches()
     next_batch = lambda: next(stream)  # noqa: E731
     diverged = None
+    schedulers = gan.lr_schedulers(int(config["steps"]))
     for step in range(1, int(config["steps"]) + 1):
         losses = gan.step(next_batch)
+        for scheduler in schedulers:
+            scheduler.step()
         if not all(math.isfinite(v) for v in losses.values()):
             # a diverged run is a result too: its samples score 0 modes, 0% quality
             diverged = step

@@ -30,7 +30,7 @@ from .gans import VARIANTS, DataInfo, build, defaults
 from .plots import atomic_path, save_gif, save_grid, save_losses_plot, save_scatter
 
 REMEDY_FLAGS = ("feature_matching", "minibatch_discrimination", "pack", "label_smoothing")
-TUNABLE = ("batch_size", "lr_g", "lr_d", "betas", "z_dim", "n_critic")
+TUNABLE = ("batch_size", "lr_g", "lr_d", "lr_decay", "betas", "z_dim", "n_critic")
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr-g", type=float)
     p.add_argument("--lr-d", type=float)
+    p.add_argument("--lr-decay", choices=("none", "linear"),
+                   help="linear: both learning rates fall linearly to 0 over the run "
+                        "(default none)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"))
     p.add_argument("--z-dim", type=int)
     p.add_argument("--n-critic", type=int, help="discriminator updates per generator update")
@@ -180,6 +183,7 @@ class Run:
         self.gan = build(config["variant"], config, self.info)
         self.steps = total_steps(config, len(self.loader))
         self.step = 0
+        self.schedulers = self.gan.lr_schedulers(self.steps)
         # a fixed batch of z (and labels) for the sample grids, from its own generator so
         # that taking samples never changes the training's random numbers
         rng = np.random.default_rng(config["seed"] + 1)
@@ -195,6 +199,8 @@ class Run:
         os.makedirs(os.path.join(folder, "checkpoints"), exist_ok=True)
         if resume:
             self.load_checkpoint()
+            # the schedule carries on from the checkpoint's step (over the new length, if any)
+            self.schedulers = self.gan.lr_schedulers(self.steps, self.step)
         # on resume too: the run's length may have changed (--steps, --epochs)
         with atomic_path(os.path.join(folder, "config.json")) as tmp, open(tmp, "w") as f:
             json.dump({**config, "versions": versions(config["device"])}, f, indent=2)
@@ -292,6 +298,8 @@ class Run:
                 self.take_samples()
             while self.step < self.steps:
                 losses = self.gan.step(next_batch)
+                for scheduler in self.schedulers:
+                    scheduler.step()
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     kept = (f"the last good checkpoint is {self.checkpoint_path}"

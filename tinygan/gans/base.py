@@ -57,6 +57,19 @@ class GAN:
         return (optim.Adam(self.G.parameters(), lr=cfg["lr_g"], betas=tuple(cfg["betas"])),
                 optim.Adam(self.D.parameters(), lr=cfg["lr_d"], betas=tuple(cfg["betas"])))
 
+    def lr_schedulers(self, total_steps: int, done: int = 0) -> list:
+        """`--lr-decay linear`: both learning rates fall linearly to 0 over the run's
+        total_steps generator steps (LinearLR, stepped once per generator step), carrying
+        on from step `done` when a run resumes; no schedule otherwise."""
+        decay = self.config.get("lr_decay", "none")
+        if decay == "none":
+            return []
+        if decay != "linear":
+            raise ValueError(f"lr_decay {decay!r}: expected 'none' or 'linear'")
+        return [optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=total_steps,
+                                            last_epoch=done - 1)
+                for opt in (self.opt_g, self.opt_d)]
+
     def step(self, next_batch) -> dict:
         """One generator update (and the discriminator updates before it); returns losses."""
         raise NotImplementedError
