@@ -37,7 +37,7 @@ def test_json_holds_every_run_and_the_summary(tiny_study):
     with open(os.path.join(out, "results.json")) as f:
         saved = json.load(f)
     assert saved["protocol"] == {"samples": 2500, "high_quality_within_std": 3.0,
-                                 "seeds": 1, "steps": 50, "lr": None}
+                                 "seeds": 1, "steps": 50, "lr": None, "lr_decay": None}
     assert [(r["method"], r["dataset"], r["seed"]) for r in saved["runs"]] == [
         ("vanilla", "ring8", 0), ("pacgan2", "ring8", 0)]
     for run in saved["runs"]:

@@ -48,7 +48,7 @@ N_SAMPLES = 2500  # VEEGAN's and PacGAN's sample count for the 2D metrics
 
 
 def run_config(method: str, dataset: str, seed: int, steps: int | None,
-               lr: float | None = None) -> dict:
+               lr: float | None = None, lr_decay: str | None = None) -> dict:
     """The settings `python -m tinygan.train VARIANT DATASET --REMEDY` would use."""
     from .data import load
     from .gans import DataInfo, defaults
@@ -59,6 +59,8 @@ def run_config(method: str, dataset: str, seed: int, steps: int | None,
         config["steps"] = int(steps)
     if lr is not None:  # as --lr-g LR --lr-d LR
         config["lr_g"] = config["lr_d"] = float(lr)
+    if lr_decay is not None:  # as --lr-decay
+        config["lr_decay"] = lr_decay
     config.update(variant=variant, method=method, dataset=dataset, seed=int(seed),
                   device="cpu")
     return config
@@ -117,7 +119,8 @@ def _indexed(job):
 
 
 def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
-                  workers: int = 2, lr: float | None = None, log=print) -> dict:
+                  workers: int = 2, lr: float | None = None, lr_decay: str | None = None,
+                  log=print) -> dict:
     """Train every (method, dataset, seed), write results.json/.md and the figures."""
     for m in methods:
         if m not in METHODS:
@@ -125,7 +128,7 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     for d in datasets:
         if d not in DATASETS:
             raise ValueError(f"unknown dataset {d!r}; valid: {', '.join(DATASETS)}")
-    configs = [run_config(m, d, s, steps, lr) for d in datasets for m in methods
+    configs = [run_config(m, d, s, steps, lr, lr_decay) for d in datasets for m in methods
                for s in range(seeds)]
     # longest first, so that the two workers end together
     order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i]))
@@ -156,17 +159,17 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
 
     os.makedirs(out, exist_ok=True)
     summary = summarise(runs, methods, datasets)
-    settings = {m: {d: {k: v for k, v in run_config(m, d, 0, steps, lr).items()
+    settings = {m: {d: {k: v for k, v in run_config(m, d, 0, steps, lr, lr_decay).items()
                         if k not in ("seed", "device", "method", "dataset")}
                     for d in datasets} for m in methods}
     result = {"protocol": {"samples": N_SAMPLES, "high_quality_within_std": 3.0,
-                           "seeds": seeds, "steps": steps, "lr": lr},
+                           "seeds": seeds, "steps": steps, "lr": lr, "lr_decay": lr_decay},
               "settings": settings, "wall_seconds": round(wall, 1),
               "summary": summary,
               "runs": [{k: v for k, v in r.items() if k != "samples"} for r in runs]}
     _write_text(os.path.join(out, "results.json"), json.dumps(result, indent=1) + "\n")
     length = (f"{steps} generator steps" if steps else "each variant's default steps") + (
-        f", lr {lr:g}" if lr else "")
+        f", lr {lr:g}" if lr else "") + (f", lr decay {lr_decay}" if lr_decay else "")
     _write_text(os.path.join(out, "results.md"),
                 table(summary, methods, datasets, seeds, length))
     for m in methods:
@@ -286,6 +289,8 @@ def parser() -> argparse.ArgumentParser:
                     help="generator steps per run (default: each variant's 2D default)")
     mc.add_argument("--lr", type=float, default=None,
                     help="lr of G and D for every method (default: each variant's own)")
+    mc.add_argument("--lr-decay", choices=("none", "linear"), default=None,
+                    help="linear: learning rates fall to 0 over each run (default: none)")
     mc.add_argument("--out", default=os.path.join("benchmarks", "mode-collapse"),
                     help="folder for results.md, results.json and METHOD.png")
     mc.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -301,7 +306,7 @@ def main(argv=None) -> int:
         print("error: --seeds must be at least 1", file=sys.stderr)
         return 2
     result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
-                           workers=args.workers, lr=args.lr)
+                           workers=args.workers, lr=args.lr, lr_decay=args.lr_decay)
     with open(os.path.join(args.out, "results.md")) as f:
         print(f.read())
     print(f"wall time {result['wall_seconds']:.0f} s; results in {args.out}")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 
-from .. import kernels
+import numpy as np
+
+from .. import kernels, parallel
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -52,21 +54,37 @@ class Adam(Optimizer):
             return
         if wd != 0:
             grad = grad + wd * param  # a new array: p.grad itself is left alone
-        work = xp.empty_like(param)  # the one scratch array of this step
-        xp.subtract(grad, m, out=work)  # m += (1-b1)(g - m), PyTorch's lerp
-        work *= 1 - b1
-        m += work
-        v *= b2
-        xp.multiply(grad, grad, out=work)
-        work *= 1 - b2
-        v += work
+        arrays = [param, grad, m, v]
         if group["amsgrad"]:
-            vmax = state.setdefault("max_exp_avg_sq", xp.zeros_like(param))
-            xp.maximum(vmax, v, out=vmax)
-            v = vmax
-        xp.sqrt(v, out=work)  # denominator sqrt(v_hat) + eps
-        work /= math.sqrt(1 - b2 ** t)
-        work += eps
-        xp.divide(m, work, out=work)
-        work *= group["lr"] / (1 - b1 ** t)
-        param -= work
+            arrays.append(state.setdefault("max_exp_avg_sq", xp.zeros_like(param)))
+        hyper = (group["lr"], b1, b2, eps, 1 - b1 ** t, 1 - b2 ** t)
+        if xp is np and all(a.flags.c_contiguous for a in arrays):
+            # big arrays: halves on two cores (same bits as one thread)
+            flat = [a.reshape(-1) for a in arrays]
+            parallel.run(lambda part: _adam_arrays(*(a[part] for a in flat), hyper=hyper),
+                         parallel.split(param.size))
+        else:
+            _adam_arrays(*arrays, hyper=hyper)
+
+
+def _adam_arrays(param, grad, m, v, vmax=None, *, hyper) -> None:
+    """The update on arrays of one shape, in place (param, m, v, vmax)."""
+    lr, b1, b2, eps, bias1, bias2 = hyper
+    xp = get_array_module(param)
+    work = xp.empty_like(param)  # the one scratch array of this step
+    xp.subtract(grad, m, out=work)  # m += (1-b1)(g - m), PyTorch's lerp
+    work *= 1 - b1
+    m += work
+    v *= b2
+    xp.multiply(grad, grad, out=work)
+    work *= 1 - b2
+    v += work
+    if vmax is not None:  # AMSGrad: the denominator uses the running maximum of v
+        xp.maximum(vmax, v, out=vmax)
+        v = vmax
+    xp.sqrt(v, out=work)  # denominator sqrt(v_hat) + eps
+    work /= math.sqrt(bias2)
+    work += eps
+    xp.divide(m, work, out=work)
+    work *= lr / bias1
+    param -= work

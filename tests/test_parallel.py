@@ -1,0 +1,59 @@
+"""Elementwise work split over threads gives the same bits as one thread."""
+import numpy as np
+import pytest
+
+import tinygan
+from tinygan import optim, parallel
+
+
+def test_split_covers_every_element_once(monkeypatch):
+    monkeypatch.setenv("TINYGAN_NUM_THREADS", "3")
+    for size in (1, parallel.MIN_SIZE - 1, 2 * parallel.MIN_SIZE + 7, 10 * parallel.MIN_SIZE):
+        parts = parallel.split(size)
+        assert parts[0].start == 0 and parts[-1].stop == size
+        assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+        assert len(parts) == min(3, max(1, size // parallel.MIN_SIZE))
+
+
+def test_thread_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("TINYGAN_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert parallel.num_threads() == 2
+    monkeypatch.setenv("TINYGAN_NUM_THREADS", "4")
+    assert parallel.num_threads() == 4
+    monkeypatch.setenv("TINYGAN_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="TINYGAN_NUM_THREADS='two'"):
+        parallel.num_threads()
+
+
+def test_a_worker_error_reaches_the_caller(monkeypatch):
+    monkeypatch.setenv("TINYGAN_NUM_THREADS", "2")
+
+    def fail(part):
+        if part.start > 0:
+            raise RuntimeError("worker failed")
+    with pytest.raises(RuntimeError, match="worker failed"):
+        parallel.run(fail, parallel.split(4 * parallel.MIN_SIZE))
+
+
+@pytest.mark.parametrize("amsgrad,weight_decay", [(False, 0.0), (True, 0.01)])
+def test_adam_on_two_threads_is_bit_identical_to_one(monkeypatch, amsgrad, weight_decay):
+    rng = np.random.default_rng(0)
+    shapes = [(700, 600), (300,), (3, 5)]  # one big enough to split, two that are not
+    assert 700 * 600 >= 2 * parallel.MIN_SIZE
+    values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    results = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("TINYGAN_NUM_THREADS", threads)
+        params = [tinygan.tensor(v.copy(), requires_grad=True) for v in values]
+        opt = optim.Adam(params, lr=1e-3, betas=(0.5, 0.999), amsgrad=amsgrad,
+                         weight_decay=weight_decay)
+        for g in grads:
+            for p, gi in zip(params, g):
+                p.grad = tinygan.tensor(gi)
+            opt.step()
+        results.append([p.data.copy() for p in params] +
+                        [s[k].copy() for s in opt.state.values() for k in s if k != "step"])
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
