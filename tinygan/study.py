@@ -16,8 +16,8 @@ The out folder gets
                    a row per dataset, a column per seed
 
 By default every run uses its variant's 2D defaults (steps and learning rates included);
-`--steps` and `--lr` shorten the protocol when time is short (benchmarks/mode-collapse/
-README.md says what that costs in quality).
+`--steps`, `--lr` and `--lr-decay linear` trade length for a larger learning rate that
+falls to 0 by the end (benchmarks/mode-collapse/README.md shows what each protocol gives).
 """
 from __future__ import annotations
 
