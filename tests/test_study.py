@@ -97,3 +97,19 @@ def test_run_config_is_the_train_cli_config_plus_the_remedy():
     assert config["z_dim"] == 2 and config["batch_size"] % 4 == 0
     wgan = study.run_config("wgan-gp", "ring8", seed=0, steps=None)
     assert wgan["n_critic"] == 5 and wgan["steps"] > 0 and "pack" not in wgan
+
+
+def test_lr_decay_reaches_the_runs(monkeypatch):
+    from tinygan.gans.vanilla import VanillaGAN
+    config = study.run_config("feature-matching", "grid25", 3, steps=20, lr=1e-3,
+                              lr_decay="linear")
+    assert (config["lr_decay"], config["lr_g"], config["lr_d"]) == ("linear", 1e-3, 1e-3)
+    seen, real_step = [], VanillaGAN.step
+
+    def spy_step(self, next_batch):
+        seen.append(self.opt_g.param_groups[0]["lr"])
+        return real_step(self, next_batch)
+    monkeypatch.setattr(VanillaGAN, "step", spy_step)
+    assert study.train_and_score(config)["steps"] == 20
+    assert seen[0] == 1e-3 and seen[-1] == pytest.approx(1e-3 / 20)  # 0 after the last
+    assert all(a > b for a, b in zip(seen, seen[1:]))
