@@ -57,3 +57,25 @@ def test_adam_on_two_threads_is_bit_identical_to_one(monkeypatch, amsgrad, weigh
                         [s[k].copy() for s in opt.state.values() for k in s if k != "step"])
     for one, two in zip(*results):
         assert np.array_equal(one, two)
+
+
+def test_a_forked_child_gets_its_own_threads(monkeypatch):
+    import multiprocessing
+    import os
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setenv("TINYGAN_NUM_THREADS", "2")
+    parts = parallel.split(4 * parallel.MIN_SIZE)
+    parallel.run(lambda part: None, parts)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: a pool inherited without threads would hang here
+        import signal
+        signal.alarm(30)  # so a hang fails the test instead of stalling the suite
+        out = np.zeros(4 * parallel.MIN_SIZE)
+
+        def fill(part):
+            out[part] = 1.0
+        parallel.run(fill, parts)
+        os._exit(0 if out.all() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0

@@ -19,6 +19,7 @@ MIN_SIZE = 1 << 17  # elements per array before splitting pays (measured: Adam, 
 _VARIABLES = ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_pid = 0  # a forked child inherits the pool object but not its threads
 
 
 def num_threads() -> int:
@@ -42,16 +43,16 @@ def split(size: int) -> list[slice]:
 
 def run(fn, parts: list[slice]) -> None:
     """fn(part) for every part, in parallel threads when there is more than one."""
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     if len(parts) == 1:
         fn(parts[0])
         return
-    if _pool is None or _pool_size < len(parts) - 1:
-        if _pool is not None:
+    if _pool is None or _pool_size < len(parts) - 1 or _pool_pid != os.getpid():
+        if _pool is not None and _pool_pid == os.getpid():
             _pool.shutdown(wait=True)
         _pool = ThreadPoolExecutor(max_workers=len(parts) - 1,
                                    thread_name_prefix="tinygan-elementwise")
-        _pool_size = len(parts) - 1
+        _pool_size, _pool_pid = len(parts) - 1, os.getpid()
     futures = [_pool.submit(fn, part) for part in parts[1:]]
     fn(parts[0])  # this thread takes the first part itself
     for future in futures:
