@@ -113,12 +113,7 @@ def make_config(args, info: DataInfo) -> dict:
         value = getattr(args, key)
         if value is not None:
             config[key] = tuple(value) if key == "betas" else value
-    if args.steps is not None:
-        config.pop("epochs", None)
-        config["steps"] = args.steps
-    elif args.epochs is not None:
-        config.pop("steps", None)
-        config["epochs"] = args.epochs
+    set_length(config, args)
     config.update(variant=args.variant, dataset=args.dataset, seed=args.seed,
                   device=backend.check_device(args.device or backend.default_device()),
                   sample_every=args.sample_every, eval_every=args.eval_every,
@@ -442,17 +437,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def resume_config(args) -> dict:
-    """The config of the run in args.resume, with a new length if --steps/--epochs is given."""
-    with open(os.path.join(args.resume, "config.json")) as f:
-        config = json.load(f)
-    config.pop("versions", None)
+def set_length(config: dict, args) -> None:
+    """--steps or --epochs, if given, replaces the run's length (whichever it had)."""
     if args.steps is not None:
         config.pop("epochs", None)
         config["steps"] = args.steps
     elif args.epochs is not None:
         config.pop("steps", None)
         config["epochs"] = args.epochs
+
+
+def resume_config(args) -> dict:
+    """The config of the run in args.resume, with a new length if --steps/--epochs is given."""
+    with open(os.path.join(args.resume, "config.json")) as f:
+        config = json.load(f)
+    config.pop("versions", None)
+    set_length(config, args)
     return config
 
 
