@@ -59,7 +59,7 @@ class Adam(Optimizer):
             arrays.append(state.setdefault("max_exp_avg_sq", xp.zeros_like(param)))
         hyper = (group["lr"], b1, b2, eps, 1 - b1 ** t, 1 - b2 ** t)
         if xp is np and all(a.flags.c_contiguous for a in arrays):
-            # big arrays: halves on two cores (same bits as one thread)
+            # big arrays: a part per thread (the same bits as one thread)
             flat = [a.reshape(-1) for a in arrays]
             parallel.run(lambda part: _adam_arrays(*(a[part] for a in flat), hyper=hyper),
                          parallel.split(param.size))
