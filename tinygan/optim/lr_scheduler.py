@@ -16,7 +16,7 @@ import math
 
 
 class LRScheduler:
-    """Sets `group["lr"] = group["initial_lr"] * self.factor(t)` for t = last_epoch."""
+    """Sets `group["lr"] = self.lr_at(group["initial_lr"], t)` for t = last_epoch."""
 
     def __init__(self, optimizer, last_epoch: int = -1):
         self.optimizer = optimizer
@@ -34,12 +34,15 @@ class LRScheduler:
     def factor(self, t: int) -> float:
         raise NotImplementedError
 
+    def lr_at(self, base: float, t: int) -> float:
+        """The lr after t steps of a group that started at `base`."""
+        return base * self.factor(t)
+
     def step(self) -> None:
         """Advance one step (call it after `optimizer.step()`)."""
         self.last_epoch += 1
-        f = self.factor(self.last_epoch)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * f
+            group["lr"] = self.lr_at(base, self.last_epoch)
 
     def get_last_lr(self) -> list:
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -104,8 +107,5 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max, self.eta_min = int(T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 
-    def step(self) -> None:
-        self.last_epoch += 1
-        c = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.eta_min + (base - self.eta_min) * c
+    def lr_at(self, base: float, t: int) -> float:
+        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
