@@ -37,7 +37,8 @@ def test_json_holds_every_run_and_the_summary(tiny_study):
     with open(os.path.join(out, "results.json")) as f:
         saved = json.load(f)
     assert saved["protocol"] == {"samples": 2500, "high_quality_within_std": 3.0,
-                                 "seeds": 1, "steps": 50, "lr": None, "lr_decay": None}
+                                 "seeds": 1, "steps": 50, "lr": None, "lr_decay": None,
+                                 "batch_size": None}
     assert [(r["method"], r["dataset"], r["seed"]) for r in saved["runs"]] == [
         ("vanilla", "ring8", 0), ("pacgan2", "ring8", 0)]
     for run in saved["runs"]:
@@ -82,9 +83,9 @@ def test_unknown_method_or_dataset_is_a_clear_error(tmp_path):
 def test_cli_parses_the_issue_command():
     args = study.parser().parse_args(["mode-collapse", "--seeds", "3", "--steps", "10",
                                       "--datasets", "grid25", "--methods", "vanilla",
-                                      "pacgan4"])
-    assert (args.seeds, args.steps, args.datasets, args.methods) == (
-        3, 10, ["grid25"], ["vanilla", "pacgan4"])
+                                      "pacgan4", "--batch-size", "50"])
+    assert (args.seeds, args.steps, args.datasets, args.methods, args.batch_size) == (
+        3, 10, ["grid25"], ["vanilla", "pacgan4"], 50)
     with pytest.raises(SystemExit):
         study.parser().parse_args(["mode-collapse", "--methods", "nope"])
 
@@ -94,7 +95,11 @@ def test_run_config_is_the_train_cli_config_plus_the_remedy():
     assert (config["variant"], config["pack"], config["seed"], config["steps"]) == (
         "vanilla", 4, 3, 10)
     assert config["lr_g"] == config["lr_d"] == 1e-3
-    assert config["z_dim"] == 2 and config["batch_size"] % 4 == 0
+    assert config["z_dim"] == 2
+    # PacGAN's protocol: D judges as many packs (of 4) as vanilla's D judges samples
+    assert config["batch_size"] == 4 * study.run_config("vanilla", "grid25", 3, 10)["batch_size"]
+    assert study.run_config("pacgan2", "ring8", 0, 10, batch_size=50)["batch_size"] == 100
+    assert study.run_config("vanilla", "ring8", 0, 10, batch_size=50)["batch_size"] == 50
     wgan = study.run_config("wgan-gp", "ring8", seed=0, steps=None)
     assert wgan["n_critic"] == 5 and wgan["steps"] > 0 and "pack" not in wgan
 

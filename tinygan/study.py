@@ -48,8 +48,14 @@ N_SAMPLES = 2500  # VEEGAN's and PacGAN's sample count for the 2D metrics
 
 
 def run_config(method: str, dataset: str, seed: int, steps: int | None,
-               lr: float | None = None, lr_decay: str | None = None) -> dict:
-    """The settings `python -m tinygan.train VARIANT DATASET --REMEDY` would use."""
+               lr: float | None = None, lr_decay: str | None = None,
+               batch_size: int | None = None) -> dict:
+    """The settings `python -m tinygan.train VARIANT DATASET --REMEDY` would use.
+
+    PacGAN's protocol for the batch: D judges as many packs as the unpacked D judges
+    samples, so packing m draws m x batch_size samples (`--batch-size 200 --pack 2` to
+    `python -m tinygan.train`), and the comparison with vanilla is at equal D batches.
+    """
     from .data import load
     from .gans import DataInfo, defaults
     variant, remedy = METHODS[method]
@@ -61,6 +67,9 @@ def run_config(method: str, dataset: str, seed: int, steps: int | None,
         config["lr_g"] = config["lr_d"] = float(lr)
     if lr_decay is not None:  # as --lr-decay
         config["lr_decay"] = lr_decay
+    if batch_size is not None:
+        config["batch_size"] = int(batch_size)
+    config["batch_size"] *= int(config.get("pack", 1))
     config.update(variant=variant, method=method, dataset=dataset, seed=int(seed),
                   device="cpu")
     return config
@@ -120,7 +129,7 @@ def _indexed(job):
 
 def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                   workers: int = 2, lr: float | None = None, lr_decay: str | None = None,
-                  log=print) -> dict:
+                  batch_size: int | None = None, log=print) -> dict:
     """Train every (method, dataset, seed), write results.json/.md and the figures."""
     for m in methods:
         if m not in METHODS:
@@ -128,8 +137,8 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     for d in datasets:
         if d not in DATASETS:
             raise ValueError(f"unknown dataset {d!r}; valid: {', '.join(DATASETS)}")
-    configs = [run_config(m, d, s, steps, lr, lr_decay) for d in datasets for m in methods
-               for s in range(seeds)]
+    configs = [run_config(m, d, s, steps, lr, lr_decay, batch_size)
+               for d in datasets for m in methods for s in range(seeds)]
     # longest first, so that the two workers end together
     order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i]))
     start = time.perf_counter()
@@ -159,17 +168,21 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
 
     os.makedirs(out, exist_ok=True)
     summary = summarise(runs, methods, datasets)
-    settings = {m: {d: {k: v for k, v in run_config(m, d, 0, steps, lr, lr_decay).items()
-                        if k not in ("seed", "device", "method", "dataset")}
-                    for d in datasets} for m in methods}
+    def settings_of(m, d):
+        config = run_config(m, d, 0, steps, lr, lr_decay, batch_size)
+        return {k: v for k, v in config.items()
+                if k not in ("seed", "device", "method", "dataset")}
+    settings = {m: {d: settings_of(m, d) for d in datasets} for m in methods}
     result = {"protocol": {"samples": N_SAMPLES, "high_quality_within_std": 3.0,
-                           "seeds": seeds, "steps": steps, "lr": lr, "lr_decay": lr_decay},
+                           "seeds": seeds, "steps": steps, "lr": lr, "lr_decay": lr_decay,
+                           "batch_size": batch_size},
               "settings": settings, "wall_seconds": round(wall, 1),
               "summary": summary,
               "runs": [{k: v for k, v in r.items() if k != "samples"} for r in runs]}
     _write_text(os.path.join(out, "results.json"), json.dumps(result, indent=1) + "\n")
     length = (f"{steps} generator steps" if steps else "each variant's default steps") + (
-        f", lr {lr:g}" if lr else "") + (f", lr decay {lr_decay}" if lr_decay else "")
+        f", lr {lr:g}" if lr else "") + (f", lr decay {lr_decay}" if lr_decay else "") + (
+        f", batch {batch_size} (packs for PacGAN)" if batch_size else "")
     _write_text(os.path.join(out, "results.md"),
                 table(summary, methods, datasets, seeds, length))
     for m in methods:
@@ -182,7 +195,8 @@ def _cost(config: dict) -> float:
     # measured on CPU: a WGAN-GP step (5 critic updates, each with a double backward)
     # costs about 2 vanilla steps, minibatch discrimination's (N, N, 50, 5) tensor about 5
     units = 2.2 if config.get("n_critic", 1) > 1 else 1.0
-    return config["steps"] * units * (5.0 if config.get("minibatch_discrimination") else 1.0)
+    units *= 5.0 if config.get("minibatch_discrimination") else 1.0
+    return config["steps"] * units * config["batch_size"]
 
 
 def _line(run: dict, elapsed: float) -> str:
@@ -291,6 +305,9 @@ def parser() -> argparse.ArgumentParser:
                     help="lr of G and D for every method (default: each variant's own)")
     mc.add_argument("--lr-decay", choices=("none", "linear"), default=None,
                     help="linear: learning rates fall to 0 over each run (default: none)")
+    mc.add_argument("--batch-size", type=int, default=None,
+                    help="samples per batch; packs per batch for PacGAN, as in its paper "
+                    "(default: each variant's own, 100 in 2D)")
     mc.add_argument("--out", default=os.path.join("benchmarks", "mode-collapse"),
                     help="folder for results.md, results.json and METHOD.png")
     mc.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -306,7 +323,8 @@ def main(argv=None) -> int:
         print("error: --seeds must be at least 1", file=sys.stderr)
         return 2
     result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
-                           workers=args.workers, lr=args.lr, lr_decay=args.lr_decay)
+                           workers=args.workers, lr=args.lr, lr_decay=args.lr_decay,
+                           batch_size=args.batch_size)
     with open(os.path.join(args.out, "results.md")) as f:
         print(f.read())
     print(f"wall time {result['wall_seconds']:.0f} s; results in {args.out}")
