@@ -36,7 +36,8 @@ def num_threads() -> int:
 
 def split(size: int) -> list[slice]:
     """The ranges of a flat array of `size` elements that threads take (one if too small)."""
-    n = min(num_threads(), max(1, size // MIN_SIZE))
+    n = size // MIN_SIZE
+    n = min(num_threads(), n) if n > 1 else 1  # small arrays: no need to read the environment
     bounds = [size * i // n for i in range(n + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(n)]
 
