@@ -18,6 +18,8 @@ The out folder gets
 By default every run uses its variant's 2D defaults (steps and learning rates included);
 `--steps`, `--lr` and `--lr-decay linear` trade length for a larger learning rate that
 falls to 0 by the end (benchmarks/mode-collapse/README.md shows what each protocol gives).
+`--batch-size` is what D judges per step, as in PacGAN's paper: samples for the unpacked
+methods, packs of m samples for PacGAN.
 """
 from __future__ import annotations
 
