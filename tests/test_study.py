@@ -90,6 +90,12 @@ def test_cli_parses_the_issue_command():
         study.parser().parse_args(["mode-collapse", "--methods", "nope"])
 
 
+@pytest.mark.parametrize("flag", ["--seeds", "--batch-size"])
+def test_cli_refuses_a_count_below_one(flag, capsys):
+    assert study.main(["mode-collapse", flag, "0", "--out", "unused"]) == 2
+    assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_run_config_is_the_train_cli_config_plus_the_remedy():
     config = study.run_config("pacgan4", "grid25", seed=3, steps=10, lr=1e-3)
     assert (config["variant"], config["pack"], config["seed"], config["steps"]) == (

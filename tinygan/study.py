@@ -321,9 +321,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if args.seeds < 1:
-        print("error: --seeds must be at least 1", file=sys.stderr)
-        return 2
+    for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
+            return 2
     result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
                            workers=args.workers, lr=args.lr, lr_decay=args.lr_decay,
                            batch_size=args.batch_size)
