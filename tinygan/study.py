@@ -170,11 +170,11 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
 
     os.makedirs(out, exist_ok=True)
     summary = summarise(runs, methods, datasets)
-    def settings_of(m, d):
-        config = run_config(m, d, 0, steps, lr, lr_decay, batch_size)
-        return {k: v for k, v in config.items()
-                if k not in ("seed", "device", "method", "dataset")}
-    settings = {m: {d: settings_of(m, d) for d in datasets} for m in methods}
+    settings = {m: {} for m in methods}  # method -> dataset -> seed 0's settings
+    for c in configs:
+        if c["seed"] == 0:
+            settings[c["method"]][c["dataset"]] = {
+                k: v for k, v in c.items() if k not in ("seed", "device", "method", "dataset")}
     result = {"protocol": {"samples": N_SAMPLES, "high_quality_within_std": 3.0,
                            "seeds": seeds, "steps": steps, "lr": lr, "lr_decay": lr_decay,
                            "batch_size": batch_size},
