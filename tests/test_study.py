@@ -38,7 +38,7 @@ def test_json_holds_every_run_and_the_summary(tiny_study):
         saved = json.load(f)
     assert saved["protocol"] == {"samples": 2500, "high_quality_within_std": 3.0,
                                  "seeds": 1, "steps": 50, "lr": None, "lr_decay": None,
-                                 "batch_size": None}
+                                 "batch_size": None, "log_every": None}
     assert [(r["method"], r["dataset"], r["seed"]) for r in saved["runs"]] == [
         ("vanilla", "ring8", 0), ("pacgan2", "ring8", 0)]
     for run in saved["runs"]:
@@ -48,6 +48,7 @@ def test_json_holds_every_run_and_the_summary(tiny_study):
         assert len(run["histogram"]) == 8
         assert sum(run["histogram"]) == round(2500 * run["high_quality_fraction"])
         assert "samples" not in run  # the points go into the figures, not the JSON
+        assert "trajectory" not in run  # only with --log-every
     assert saved["settings"]["pacgan2"]["ring8"]["pack"] == 2
     assert saved["settings"]["vanilla"]["ring8"]["variant"] == "vanilla"
     for method in ("vanilla", "pacgan2"):
@@ -90,7 +91,7 @@ def test_cli_parses_the_issue_command():
         study.parser().parse_args(["mode-collapse", "--methods", "nope"])
 
 
-@pytest.mark.parametrize("flag", ["--seeds", "--batch-size"])
+@pytest.mark.parametrize("flag", ["--seeds", "--batch-size", "--log-every"])
 def test_cli_refuses_a_count_below_one(flag, capsys):
     assert study.main(["mode-collapse", flag, "0", "--out", "unused"]) == 2
     assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
@@ -124,3 +125,30 @@ def test_lr_decay_reaches_the_runs(monkeypatch):
     assert study.train_and_score(config)["steps"] == 20
     assert seen[0] == 1e-3 and seen[-1] == pytest.approx(1e-3 / 20)  # 0 after the last
     assert all(a > b for a, b in zip(seen, seen[1:]))
+
+
+def test_log_every_scores_on_the_way_without_changing_the_run(capsys):
+    plain = study.run_config("pacgan2", "grid25", 1, steps=30, lr=1e-3, batch_size=20)
+    logged = dict(plain, log_every=10)
+    end = study.train_and_score(plain)
+    watched = study.train_and_score(logged)
+    # scoring draws its z from its own generator and G in eval mode: the training is the same
+    assert watched["samples"] == end["samples"]
+    assert watched["histogram"] == end["histogram"]
+    assert [t["step"] for t in watched["trajectory"]] == [10, 20]  # the end is the run's own
+    for t in watched["trajectory"]:
+        assert 0 <= t["modes_covered"] <= 25 and 0.0 <= t["high_quality_fraction"] <= 1.0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and "pacgan2 grid25 seed 1 step 10:" in printed[0]
+    assert "trajectory" not in end
+
+
+def test_log_every_reaches_results_json(tmp_path):
+    out = str(tmp_path)
+    study.mode_collapse(["vanilla"], ["ring8"], seeds=1, steps=20, out=out, workers=1,
+                        log_every=10, log=lambda line: None)
+    with open(os.path.join(out, "results.json")) as f:
+        saved = json.load(f)
+    assert saved["protocol"]["log_every"] == 10
+    assert [t["step"] for t in saved["runs"][0]["trajectory"]] == [10]
+    assert "log_every" not in saved["settings"]["vanilla"]["ring8"]

@@ -19,7 +19,9 @@ By default every run uses its variant's 2D defaults (steps and learning rates in
 `--steps`, `--lr` and `--lr-decay linear` trade length for a larger learning rate that
 falls to 0 by the end (benchmarks/mode-collapse/README.md shows what each protocol gives).
 `--batch-size` is what D judges per step, as in PacGAN's paper: samples for the unpacked
-methods, packs of m samples for PacGAN.
+methods, packs of m samples for PacGAN. `--log-every N` scores every run every N steps
+as well (printed as it trains, and kept as each run's trajectory in results.json), which
+shows when a run finds its modes and when it sharpens them.
 """
 from __future__ import annotations
 
@@ -97,7 +99,19 @@ def train_and_score(config: dict) -> dict:
 
     stream = batches()
     next_batch = lambda: next(stream)  # noqa: E731
+    # G in eval mode (BatchNorm's running statistics), z from its own generator, so
+    # scoring on the way draws nothing from the training's random streams
+    z = np.random.default_rng(config["seed"] + 1).standard_normal(
+        (N_SAMPLES, gan.z_dim)).astype(np.float32)
+
+    def score():
+        samples = backend.to_numpy(gan.generate(Tensor(z)).data).astype(np.float64)
+        samples[~np.isfinite(samples)] = 1e6  # far from every mode
+        return samples, mixture_metrics(samples, dataset.centers, dataset.std)
+
     diverged = None
+    trajectory = []  # the scores every `log_every` steps
+    log_every = int(config.get("log_every") or 0)
     schedulers = gan.lr_schedulers(int(config["steps"]))
     for step in range(1, int(config["steps"]) + 1):
         losses = gan.step(next_batch)
@@ -107,18 +121,25 @@ def train_and_score(config: dict) -> dict:
             # a diverged run is a result too: its samples score 0 modes, 0% quality
             diverged = step
             break
+        if log_every and step % log_every == 0 and step < int(config["steps"]):
+            s = score()[1]
+            trajectory.append({"step": step, "modes_covered": s["modes_covered"],
+                               "high_quality_fraction": s["high_quality_fraction"],
+                               "reverse_kl": s["reverse_kl"]})
+            print(f"  {config['method']} {config['dataset']} seed {config['seed']} step "
+                  f"{step}: {s['modes_covered']} modes, "
+                  f"{100 * s['high_quality_fraction']:.1f}% high quality, reverse KL "
+                  f"{_num(s['reverse_kl'])} ({time.perf_counter() - start:.0f} s)", flush=True)
     seconds = time.perf_counter() - start
 
-    # G in eval mode (BatchNorm's running statistics), z from its own generator
-    z = np.random.default_rng(config["seed"] + 1).standard_normal(
-        (N_SAMPLES, gan.z_dim)).astype(np.float32)
-    samples = backend.to_numpy(gan.generate(Tensor(z)).data).astype(np.float64)
-    samples[~np.isfinite(samples)] = 1e6  # far from every mode
-    scores = mixture_metrics(samples, dataset.centers, dataset.std)
-    return {"method": config["method"], "dataset": config["dataset"],
-            "seed": config["seed"], "steps": int(config["steps"]),
-            "seconds": round(seconds, 2), "diverged_at": diverged, **scores,
-            "samples": samples.tolist()}
+    samples, scores = score()
+    run = {"method": config["method"], "dataset": config["dataset"],
+           "seed": config["seed"], "steps": int(config["steps"]),
+           "seconds": round(seconds, 2), "diverged_at": diverged, **scores,
+           "samples": samples.tolist()}
+    if log_every:
+        run["trajectory"] = trajectory
+    return run
 
 
 def _indexed(job):
@@ -131,7 +152,8 @@ def _indexed(job):
 
 def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                   workers: int = 2, lr: float | None = None, lr_decay: str | None = None,
-                  batch_size: int | None = None, log=print) -> dict:
+                  batch_size: int | None = None, log_every: int | None = None,
+                  log=print) -> dict:
     """Train every (method, dataset, seed), write results.json/.md and the figures."""
     for m in methods:
         if m not in METHODS:
@@ -141,6 +163,9 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
             raise ValueError(f"unknown dataset {d!r}; valid: {', '.join(DATASETS)}")
     configs = [run_config(m, d, s, steps, lr, lr_decay, batch_size)
                for d in datasets for m in methods for s in range(seeds)]
+    if log_every:
+        for c in configs:
+            c["log_every"] = int(log_every)
     # longest first, so that the two workers end together
     order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i]))
     start = time.perf_counter()
@@ -174,10 +199,11 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     for c in configs:
         if c["seed"] == 0:
             settings[c["method"]][c["dataset"]] = {
-                k: v for k, v in c.items() if k not in ("seed", "device", "method", "dataset")}
+                k: v for k, v in c.items()
+                if k not in ("seed", "device", "method", "dataset", "log_every")}
     result = {"protocol": {"samples": N_SAMPLES, "high_quality_within_std": 3.0,
                            "seeds": seeds, "steps": steps, "lr": lr, "lr_decay": lr_decay,
-                           "batch_size": batch_size},
+                           "batch_size": batch_size, "log_every": log_every},
               "settings": settings, "wall_seconds": round(wall, 1),
               "summary": summary,
               "runs": [{k: v for k, v in r.items() if k != "samples"} for r in runs]}
@@ -310,6 +336,9 @@ def parser() -> argparse.ArgumentParser:
     mc.add_argument("--batch-size", type=int, default=None,
                     help="samples per batch; packs per batch for PacGAN, as in its paper "
                     "(default: each variant's own, 100 in 2D)")
+    mc.add_argument("--log-every", type=int, default=None, metavar="N",
+                    help="score every run every N steps too: printed as it trains, kept as "
+                    "each run's trajectory in results.json (default: only at the end)")
     mc.add_argument("--out", default=os.path.join("benchmarks", "mode-collapse"),
                     help="folder for results.md, results.json and METHOD.png")
     mc.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -321,13 +350,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
+    for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size),
+                        ("--log-every", args.log_every)):
         if value is not None and value < 1:
             print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
             return 2
     result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
                            workers=args.workers, lr=args.lr, lr_decay=args.lr_decay,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, log_every=args.log_every)
     with open(os.path.join(args.out, "results.md")) as f:
         print(f.read())
     print(f"wall time {result['wall_seconds']:.0f} s; results in {args.out}")
