@@ -7,6 +7,10 @@ table, JSON and figures come out with one entry per method, dataset and seed.
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from PIL import Image
@@ -152,3 +156,55 @@ def test_log_every_reaches_results_json(tmp_path):
     assert saved["protocol"]["log_every"] == 10
     assert [t["step"] for t in saved["runs"][0]["trajectory"]] == [10]
     assert "log_every" not in saved["settings"]["vanilla"]["ring8"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_when_the_study_is_killed(tmp_path):
+    # a study that would run for minutes; kill its parent process only, as `kill PID` does
+    study_process = subprocess.Popen(
+        [sys.executable, "-m", "tinygan.study", "mode-collapse", "--seeds", "2",
+         "--steps", "1000000", "--methods", "vanilla", "--datasets", "ring8",
+         "--out", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = _children(study_process.pid)
+        assert len(workers) >= 2, "the study's two workers never started"
+    finally:
+        study_process.kill()
+        study_process.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:  # a failing test leaves no orphans behind either
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "the workers outlived the study"
+
+
+def _children(pid: int) -> list[int]:
+    """The pool workers of process `pid` (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    command = f.read()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and b"spawn_main" in command:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; it waits only for its exit status to be read

@@ -142,6 +142,24 @@ def train_and_score(config: dict) -> dict:
     return run
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker's initializer: on Linux, ask the kernel for SIGTERM when the study dies.
+
+    Killing the study (`kill PID`) signals only the parent process; without this its
+    workers would train on for an hour with nobody to hand their results to.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return  # no prctl: workers end with their current run instead
+    if os.getppid() != parent:  # the study died before the request was made
+        os._exit(1)
+
+
 def _indexed(job):
     i, config = job
     return i, train_and_score(config)
@@ -178,7 +196,8 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         try:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(configs))) as pool:
+            with context.Pool(min(workers, len(configs)), initializer=_die_with_parent,
+                              initargs=(os.getpid(),)) as pool:
                 for i, run in pool.imap_unordered(_indexed, [(i, configs[i]) for i in order]):
                     runs[i] = run
                     log(_line(run, time.perf_counter() - start))
