@@ -156,6 +156,10 @@ def test_log_every_reaches_results_json(tmp_path):
     assert saved["protocol"]["log_every"] == 10
     assert [t["step"] for t in saved["runs"][0]["trajectory"]] == [10]
     assert "log_every" not in saved["settings"]["vanilla"]["ring8"]
+    assert sorted(os.listdir(out)) == ["results.json", "results.md", "vanilla-trajectory.png",
+                                       "vanilla.png"]
+    with Image.open(os.path.join(out, "vanilla-trajectory.png")) as picture:
+        assert picture.width > 100 and picture.height > 100
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")

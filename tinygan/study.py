@@ -14,6 +14,8 @@ The out folder gets
   results.md       the table: modes covered, high-quality %, reverse KL (mean +- std)
   METHOD.png       one figure per method: generated points over the real mixture,
                    a row per dataset, a column per seed
+  METHOD-trajectory.png   with --log-every: modes covered and high-quality % over
+                   training, a line per seed
 
 By default every run uses its variant's 2D defaults (steps and learning rates included);
 `--steps`, `--lr` and `--lr-decay linear` trade length for a larger learning rate that
@@ -235,6 +237,9 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     for m in methods:
         save_method_figure([r for r in runs if r["method"] == m], m, datasets, seeds,
                            os.path.join(out, f"{m}.png"))
+        if log_every:
+            save_trajectory_figure([r for r in runs if r["method"] == m], m, datasets,
+                                   os.path.join(out, f"{m}-trajectory.png"))
     return result
 
 
@@ -324,6 +329,39 @@ def save_method_figure(runs, method, datasets, seeds, path) -> None:
             ax.set_title(f"{d} seed {col}: {run['modes_covered']}/{len(mixture.centers)}, "
                          f"{100 * run['high_quality_fraction']:.0f}%", fontsize=7)
     fig.suptitle(f"{method}: generated (red) over real (grey)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def save_trajectory_figure(runs, method, datasets, path) -> None:
+    """Modes covered and high-quality % over training (`--log-every`): a line per seed,
+    a row per dataset."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import atomic_path
+
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(8, 2.6 * len(datasets)), dpi=100,
+                             squeeze=False)
+    for row, d in enumerate(datasets):
+        left, right = axes[row]
+        mine = sorted((r for r in runs if r["dataset"] == d), key=lambda r: r["seed"])
+        for run in mine:
+            points = run["trajectory"] + [run]  # the end is the run's own score
+            steps = [p.get("step", run["steps"]) for p in points]
+            left.plot(steps, [p["modes_covered"] for p in points], marker=".",
+                      label=f"seed {run['seed']}")
+            right.plot(steps, [100 * p["high_quality_fraction"] for p in points], marker=".")
+        left.set_title(f"{d}: modes covered (of {len(mine[0]['histogram'])})", fontsize=9)
+        right.set_title(f"{d}: high quality %", fontsize=9)
+        for ax in (left, right):
+            ax.set_xlabel("generator step", fontsize=8)
+            ax.grid(alpha=0.3)
+        left.legend(fontsize=7)
+    fig.suptitle(f"{method}: scores over training", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
