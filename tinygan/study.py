@@ -358,6 +358,7 @@ def save_trajectory_figure(runs, method, datasets, path) -> None:
         left.set_title(f"{d}: modes covered (of {len(mine[0]['histogram'])})", fontsize=9)
         right.set_title(f"{d}: high quality %", fontsize=9)
         for ax in (left, right):
+            ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k" if x else "0")
             ax.set_xlabel("generator step", fontsize=8)
             ax.grid(alpha=0.3)
         left.legend(fontsize=7)
