@@ -48,6 +48,7 @@ METHODS = {
 }
 DATASETS = ("ring8", "grid25")
 N_SAMPLES = 2500  # VEEGAN's and PacGAN's sample count for the 2D metrics
+SCORES = ("modes_covered", "high_quality_fraction", "reverse_kl")  # the table's columns
 
 
 # ------------------------------------------------------------------------ one run
@@ -114,8 +115,9 @@ def train_and_score(config: dict) -> dict:
     diverged = None
     trajectory = []  # the scores every `log_every` steps
     log_every = int(config.get("log_every") or 0)
-    schedulers = gan.lr_schedulers(int(config["steps"]))
-    for step in range(1, int(config["steps"]) + 1):
+    steps = int(config["steps"])
+    schedulers = gan.lr_schedulers(steps)
+    for step in range(1, steps + 1):
         losses = gan.step(next_batch)
         for scheduler in schedulers:
             scheduler.step()
@@ -123,20 +125,17 @@ def train_and_score(config: dict) -> dict:
             # a diverged run is a result too: its samples score 0 modes, 0% quality
             diverged = step
             break
-        if log_every and step % log_every == 0 and step < int(config["steps"]):
-            s = score()[1]
-            trajectory.append({"step": step, "modes_covered": s["modes_covered"],
-                               "high_quality_fraction": s["high_quality_fraction"],
-                               "reverse_kl": s["reverse_kl"]})
+        if log_every and step % log_every == 0 and step < steps:
+            scores = score()[1]
+            trajectory.append({"step": step, **{k: scores[k] for k in SCORES}})
             print(f"  {config['method']} {config['dataset']} seed {config['seed']} step "
-                  f"{step}: {s['modes_covered']} modes, "
-                  f"{100 * s['high_quality_fraction']:.1f}% high quality, reverse KL "
-                  f"{_num(s['reverse_kl'])} ({time.perf_counter() - start:.0f} s)", flush=True)
+                  f"{step}: {_scores(scores)} ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
     seconds = time.perf_counter() - start
 
     samples, scores = score()
     run = {"method": config["method"], "dataset": config["dataset"],
-           "seed": config["seed"], "steps": int(config["steps"]),
+           "seed": config["seed"], "steps": steps,
            "seconds": round(seconds, 2), "diverged_at": diverged, **scores,
            "samples": samples.tolist()}
     if log_every:
@@ -251,10 +250,14 @@ def _cost(config: dict) -> float:
     return config["steps"] * units * config["batch_size"]
 
 
+def _scores(scores: dict) -> str:
+    return (f"{scores['modes_covered']} modes, {100 * scores['high_quality_fraction']:.1f}% "
+            f"high quality, reverse KL {_num(scores['reverse_kl'])}")
+
+
 def _line(run: dict, elapsed: float) -> str:
     return (f"[{elapsed:7.1f} s] {run['method']:>24s} {run['dataset']:6s} seed {run['seed']}: "
-            f"{run['modes_covered']} modes, {100 * run['high_quality_fraction']:.1f}% high "
-            f"quality, reverse KL {run['reverse_kl']:.3f} ({run['seconds']:.0f} s)"
+            f"{_scores(run)} ({run['seconds']:.0f} s)"
             + (f", diverged at step {run['diverged_at']}" if run["diverged_at"] else ""))
 
 
@@ -266,7 +269,7 @@ def summarise(runs, methods, datasets) -> dict:
         for d in datasets:
             mine = [r for r in runs if r["method"] == m and r["dataset"] == d]
             entry = {}
-            for key in ("modes_covered", "high_quality_fraction", "reverse_kl"):
+            for key in SCORES:
                 values = np.array([r[key] for r in mine], dtype=np.float64)
                 entry[key] = {"mean": float(values.mean()), "std": float(values.std())}
             entry["modes"] = len(mine[0]["histogram"])
