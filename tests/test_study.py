@@ -29,8 +29,11 @@ def tiny_study(tmp_path_factory):
 
 def test_writes_the_table_json_and_one_figure_per_method(tiny_study):
     out, _, _ = tiny_study
-    assert sorted(os.listdir(out)) == ["pacgan2.png", "results.json", "results.md",
+    assert sorted(os.listdir(out)) == ["pacgan2.png", "results.json", "results.md", "runs",
                                        "vanilla.png"]
+    # each finished run, kept so that the same command given again reads it back
+    assert sorted(os.listdir(os.path.join(out, "runs"))) == ["pacgan2-ring8-seed0.json",
+                                                             "vanilla-ring8-seed0.json"]
     for method in ("vanilla", "pacgan2"):
         with Image.open(os.path.join(out, f"{method}.png")) as picture:
             assert picture.width > 100 and picture.height > 100
@@ -156,10 +159,91 @@ def test_log_every_reaches_results_json(tmp_path):
     assert saved["protocol"]["log_every"] == 10
     assert [t["step"] for t in saved["runs"][0]["trajectory"]] == [10]
     assert "log_every" not in saved["settings"]["vanilla"]["ring8"]
-    assert sorted(os.listdir(out)) == ["results.json", "results.md", "vanilla-trajectory.png",
-                                       "vanilla.png"]
+    assert sorted(os.listdir(out)) == ["results.json", "results.md", "runs",
+                                       "vanilla-trajectory.png", "vanilla.png"]
     with Image.open(os.path.join(out, "vanilla-trajectory.png")) as picture:
         assert picture.width > 100 and picture.height > 100
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint_bit_identically(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "CHECKPOINT_EVERY", 10)
+    config = dict(study.run_config("pacgan2", "grid25", 1, steps=30, lr=1e-3, batch_size=20,
+                                   lr_decay="linear"), log_every=10)
+    whole = study.train_and_score(config)  # no folder: never stopped, nothing written
+
+    folder = str(tmp_path)
+    save = study._save_checkpoint
+
+    def stop_after_step_20(path, state):  # the session ends just after the 2nd checkpoint
+        save(path, state)
+        if state["step"] == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "_save_checkpoint", stop_after_step_20)
+    with pytest.raises(KeyboardInterrupt):
+        study.train_and_score(config, folder)
+    assert os.listdir(folder) == ["pacgan2-grid25-seed1.npz"]
+    monkeypatch.setattr(study, "_save_checkpoint", save)
+
+    resumed = study.train_and_score(config, folder)
+    assert resumed["samples"] == whole["samples"]  # bit-identical: schedule, Adam, data, rng
+    assert resumed["histogram"] == whole["histogram"]
+    assert resumed["trajectory"] == whole["trajectory"]  # steps 10 and 20 kept from before
+    assert os.listdir(folder) == ["pacgan2-grid25-seed1.json"]  # the checkpoint is gone
+    with open(os.path.join(folder, "pacgan2-grid25-seed1.json")) as f:
+        stored = json.load(f)
+    assert stored["config"] == json.loads(json.dumps(config))
+    assert stored["run"]["samples"] == resumed["samples"]
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "CHECKPOINT_EVERY", 10)
+    config = study.run_config("vanilla", "ring8", 0, steps=20, batch_size=20)
+    whole = study.train_and_score(config)
+    save = study._save_checkpoint
+
+    def stop(path, state):
+        save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "_save_checkpoint", stop)
+    with pytest.raises(KeyboardInterrupt):
+        study.train_and_score(dict(config, lr_g=config["lr_g"] * 2), str(tmp_path))
+    monkeypatch.setattr(study, "_save_checkpoint", save)
+    assert study.train_and_score(config, str(tmp_path))["samples"] == whole["samples"]
+
+
+def test_the_same_command_again_reads_finished_runs_back(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    first = study.mode_collapse(["vanilla"], ["ring8"], seeds=1, steps=20, out=out,
+                                workers=1, log=lambda line: None)
+
+    def no_training(*args):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(study, "train_and_score", no_training)
+    lines = []
+    again = study.mode_collapse(["vanilla"], ["ring8"], seeds=1, steps=20, out=out,
+                                workers=1, log=lines.append)
+    assert again["runs"] == first["runs"] and again["summary"] == first["summary"]
+    assert len(lines) == 1 and "finished before" in lines[0]
+    with pytest.raises(AssertionError, match="trained again"):  # other settings: trained
+        study.mode_collapse(["vanilla"], ["ring8"], seeds=1, steps=30, out=out, workers=1,
+                            log=lambda line: None)
+    with pytest.raises(AssertionError, match="trained again"):  # --fresh: trained
+        study.mode_collapse(["vanilla"], ["ring8"], seeds=1, steps=20, out=out, workers=1,
+                            log=lambda line: None, fresh=True)
+
+
+def test_a_damaged_run_file_is_a_clear_error(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "vanilla-ring8-seed0.json").write_text("{not json")
+    code = study.main(["mode-collapse", "--seeds", "1", "--steps", "5", "--methods", "vanilla",
+                       "--datasets", "ring8", "--out", str(tmp_path), "--workers", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "vanilla-ring8-seed0.json" in err and "--fresh" in err
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")

@@ -16,6 +16,13 @@ The out folder gets
                    a row per dataset, a column per seed
   METHOD-trajectory.png   with --log-every: modes covered and high-quality % over
                    training, a line per seed
+  runs/            each finished run (METHOD-DATASET-seedN.json, its samples too), and a
+                   checkpoint of each run in progress every 5,000 steps (.npz)
+
+A study stopped midway (killed, or the machine's session over) carries on where it was
+when the same command is given again: finished runs are read back, not trained again,
+and a run in progress resumes from its last checkpoint bit-identically. A run is reused
+only when its settings are exactly those asked for (`--fresh` trains everything anew).
 
 By default every run uses its variant's 2D defaults (steps and learning rates included);
 `--steps`, `--lr` and `--lr-decay linear` trade length for a larger learning rate that
@@ -49,6 +56,7 @@ METHODS = {
 DATASETS = ("ring8", "grid25")
 N_SAMPLES = 2500  # VEEGAN's and PacGAN's sample count for the 2D metrics
 SCORES = ("modes_covered", "high_quality_fraction", "reverse_kl")  # the table's columns
+CHECKPOINT_EVERY = 5000  # steps between the checkpoints of a run in progress
 
 
 # ------------------------------------------------------------------------ one run
@@ -82,11 +90,51 @@ def run_config(method: str, dataset: str, seed: int, steps: int | None,
     return config
 
 
-def train_and_score(config: dict) -> dict:
-    """Train one GAN as tinygan.train's loop does, then score 2,500 of its samples."""
+def run_path(folder: str, config: dict, ext: str) -> str:
+    """Where a run's result (".json") or checkpoint (".npz") lives in the study's runs/."""
+    return os.path.join(folder, f"{config['method']}-{config['dataset']}-seed{config['seed']}"
+                        f"{ext}")
+
+
+def _plain(config: dict) -> dict:
+    """The config as it reads back from JSON (tuples become lists), to compare settings."""
+    return json.loads(json.dumps(config))
+
+
+def finished_run(folder: str | None, config: dict) -> dict | None:
+    """The run of these exact settings that a study already finished in `folder`, if any."""
+    if not folder:
+        return None
+    path = run_path(folder, config, ".json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        if stored["config"] != _plain(config):
+            return None  # other settings: trained again, and the file replaced
+        return stored["run"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a finished study run ({type(e).__name__}: {e}); "
+                         "delete it or give --fresh") from e
+
+
+def _save_checkpoint(path: str, state: dict) -> None:
+    from .serialization import save
+    save(state, path)
+
+
+def train_and_score(config: dict, folder: str | None = None, fresh: bool = False) -> dict:
+    """Train one GAN as tinygan.train's loop does, then score 2,500 of its samples.
+
+    With a `folder` (the study's runs/), the run is checkpointed every CHECKPOINT_EVERY
+    steps and resumes from the checkpoint of the same settings there (unless `fresh`);
+    the finished run is written there too, and its checkpoint removed.
+    """
     from . import backend, data
     from .gans import DataInfo, build
     from .metrics import mixture_metrics
+    from .serialization import load
     from .tensor import Tensor
 
     start = time.perf_counter()
@@ -116,8 +164,20 @@ def train_and_score(config: dict) -> dict:
     trajectory = []  # the scores every `log_every` steps
     log_every = int(config.get("log_every") or 0)
     steps = int(config["steps"])
-    schedulers = gan.lr_schedulers(steps)
-    for step in range(1, steps + 1):
+    done, seconds_before = 0, 0.0
+    checkpoint = run_path(folder, config, ".npz") if folder else None
+    if checkpoint and not fresh and os.path.exists(checkpoint):
+        state = load(checkpoint)
+        if json.loads(state["config"]) == _plain(config):
+            gan.load_state_dict(state["gan"])
+            backend.set_rng_state(state["rng"])
+            loader.load_state_dict(state["loader"])
+            done, seconds_before = int(state["step"]), float(state["seconds"])
+            trajectory = json.loads(state["trajectory"])
+            print(f"  {config['method']} {config['dataset']} seed {config['seed']}: resumed "
+                  f"at step {done} from {checkpoint}", flush=True)
+    schedulers = gan.lr_schedulers(steps, done)
+    for step in range(done + 1, steps + 1):
         losses = gan.step(next_batch)
         for scheduler in schedulers:
             scheduler.step()
@@ -129,17 +189,29 @@ def train_and_score(config: dict) -> dict:
             scores = score()[1]
             trajectory.append({"step": step, **{k: scores[k] for k in SCORES}})
             print(f"  {config['method']} {config['dataset']} seed {config['seed']} step "
-                  f"{step}: {_scores(scores)} ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
-    seconds = time.perf_counter() - start
+                  f"{step}: {_scores(scores)} "
+                  f"({seconds_before + time.perf_counter() - start:.0f} s)", flush=True)
+        if checkpoint and step % CHECKPOINT_EVERY == 0 and step < steps:
+            _save_checkpoint(checkpoint, {
+                "gan": gan.state_dict(), "step": step, "rng": backend.get_rng_state(),
+                "loader": loader.state_dict(), "config": json.dumps(config),
+                "trajectory": json.dumps(trajectory),
+                "seconds": seconds_before + time.perf_counter() - start})
+    seconds = seconds_before + time.perf_counter() - start
 
     samples, scores = score()
     run = {"method": config["method"], "dataset": config["dataset"],
            "seed": config["seed"], "steps": steps,
            "seconds": round(seconds, 2), "diverged_at": diverged, **scores,
-           "samples": samples.tolist()}
+           # 9 digits hold a float32 exactly; the scores above come from the full values
+           "samples": [[float(f"{v:.9g}") for v in row] for row in samples]}
     if log_every:
         run["trajectory"] = trajectory
+    if folder:
+        _write_text(run_path(folder, config, ".json"),
+                    json.dumps({"config": _plain(config), "run": run}) + "\n")
+        if os.path.exists(checkpoint):
+            os.remove(checkpoint)
     return run
 
 
@@ -162,8 +234,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _indexed(job):
-    i, config = job
-    return i, train_and_score(config)
+    i, config, folder, fresh = job
+    return i, train_and_score(config, folder, fresh)
 
 
 # ------------------------------------------------------------------------ the study
@@ -172,8 +244,12 @@ def _indexed(job):
 def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                   workers: int = 2, lr: float | None = None, lr_decay: str | None = None,
                   batch_size: int | None = None, log_every: int | None = None,
-                  log=print) -> dict:
-    """Train every (method, dataset, seed), write results.json/.md and the figures."""
+                  log=print, fresh: bool = False) -> dict:
+    """Train every (method, dataset, seed), write results.json/.md and the figures.
+
+    Runs finished before in `out`/runs with the same settings are read back (unless
+    `fresh`), and runs in progress there resume from their checkpoints.
+    """
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; valid: {', '.join(METHODS)}")
@@ -185,11 +261,18 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     if log_every:
         for c in configs:
             c["log_every"] = int(log_every)
-    # longest first, so that the two workers end together
-    order = sorted(range(len(configs)), key=lambda i: -_cost(configs[i]))
+    folder = os.path.join(out, "runs")
+    os.makedirs(folder, exist_ok=True)
     start = time.perf_counter()
     runs = [None] * len(configs)
-    if workers > 1 and len(configs) > 1:
+    for i, c in enumerate(configs):
+        runs[i] = None if fresh else finished_run(folder, c)
+        if runs[i] is not None:
+            log(_line(runs[i], 0.0) + f", finished before: {run_path(folder, c, '.json')}")
+    # longest first, so that the two workers end together
+    order = sorted((i for i in range(len(configs)) if runs[i] is None),
+                   key=lambda i: -_cost(configs[i]))
+    if workers > 1 and len(order) > 1:
         # spawn, not fork: each worker imports NumPy afresh and reads OPENBLAS_NUM_THREADS
         # then; one BLAS thread per worker, since two workers' threads on two cores only
         # fight each other
@@ -197,9 +280,10 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         try:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(configs)), initializer=_die_with_parent,
+            with context.Pool(min(workers, len(order)), initializer=_die_with_parent,
                               initargs=(os.getpid(),)) as pool:
-                for i, run in pool.imap_unordered(_indexed, [(i, configs[i]) for i in order]):
+                jobs = [(i, configs[i], folder, fresh) for i in order]
+                for i, run in pool.imap_unordered(_indexed, jobs):
                     runs[i] = run
                     log(_line(run, time.perf_counter() - start))
         finally:
@@ -209,7 +293,7 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                 os.environ["OPENBLAS_NUM_THREADS"] = saved
     else:
         for i in order:
-            runs[i] = train_and_score(configs[i])
+            runs[i] = train_and_score(configs[i], folder, fresh)
             log(_line(runs[i], time.perf_counter() - start))
     wall = time.perf_counter() - start
 
@@ -404,6 +488,9 @@ def parser() -> argparse.ArgumentParser:
                     help="folder for results.md, results.json and METHOD.png")
     mc.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     mc.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    mc.add_argument("--fresh", action="store_true",
+                    help="train every run anew, ignoring finished runs and checkpoints in "
+                    "OUT/runs (default: reuse those of the same settings)")
     mc.add_argument("--workers", type=int, default=2, help="parallel processes (2 at most "
                     "is sensible on a small machine)")
     return p
@@ -416,9 +503,14 @@ def main(argv=None) -> int:
         if value is not None and value < 1:
             print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
             return 2
-    result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
-                           workers=args.workers, lr=args.lr, lr_decay=args.lr_decay,
-                           batch_size=args.batch_size, log_every=args.log_every)
+    try:
+        result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
+                               workers=args.workers, lr=args.lr, lr_decay=args.lr_decay,
+                               batch_size=args.batch_size, log_every=args.log_every,
+                               fresh=args.fresh)
+    except ValueError as e:  # a damaged file in OUT/runs (CheckpointError is one too)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with open(os.path.join(args.out, "results.md")) as f:
         print(f.read())
     print(f"wall time {result['wall_seconds']:.0f} s; results in {args.out}")
