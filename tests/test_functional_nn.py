@@ -68,6 +68,8 @@ def test_dropout_second_derivative_and_modes():
     assert 0.68 < kept < 0.82
     with pytest.raises(ValueError, match="p must be in"):
         F.dropout(x, 1.5)
+    with pytest.raises(ValueError, match=r"mask has shape \(2, 3\), x has \(3, 2\)"):
+        F.dropout(tinygan.tensor(a.T), 0.4, True, mask=mask)
 
 
 def test_embedding_picks_rows_and_scatters_gradients():

@@ -22,6 +22,10 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, mask=None) -> Tens
         keep = _uniform_like(x) >= p
     else:
         keep = mask.data if isinstance(mask, Tensor) else mask
+        if tuple(keep.shape) != tuple(x.shape):
+            raise ValueError(f"dropout: mask has shape {tuple(keep.shape)}, x has "
+                             f"{tuple(x.shape)}")
+        keep = backend.to_device(keep, x.device)  # a NumPy mask works for a GPU x too
     scale = keep.astype(x.dtype)
     scale *= x.dtype.type(1.0 / (1.0 - p))
     return x * Tensor(scale)
