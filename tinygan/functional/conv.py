@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import backend, kernels
 from ..kernels import im2col as im2col_kernels
+from ..kernels.reduce import sum_axes
 from ..tensor import Function, Tensor, is_grad_enabled
 from .shape import reshape
 
@@ -283,7 +284,7 @@ class ConvTranspose2d(Function):
         gw = _conv2d_weight_from_cols(cols, x, weight.shape[2:], gy.shape[1])
         grads = (Tensor(gx), Tensor(gw))
         if len(self.inputs) == 3:
-            grads += (Tensor(gy.sum(axis=(0, 2, 3))) if self.needs_input_grad[2] else None,)
+            grads += (Tensor(sum_axes(gy, (0, 2, 3))) if self.needs_input_grad[2] else None,)
         return grads
 
 

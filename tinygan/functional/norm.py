@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import backend, kernels
 from ..kernels import batchnorm as batchnorm_kernels
+from ..kernels.reduce import sum_axes
 from ..tensor import Function, Tensor, is_grad_enabled
 from .reduce import mean, sum
 from .shape import reshape
@@ -86,8 +87,8 @@ class BatchNorm(Function):
             xhat = x - self.centre
             xhat *= self.inv_std
         count = x.size // x.shape[1]
-        sum_gy = gy.sum(axis=axes, keepdims=True)
-        sum_gy_xhat = (gy * xhat).sum(axis=axes, keepdims=True)
+        sum_gy = sum_axes(gy, axes, keepdims=True)
+        sum_gy_xhat = sum_axes(gy * xhat, axes, keepdims=True)
         w = self.inputs[1].data.reshape(shape) if has_w else self.inv_std.dtype.type(1)
         if self.training:
             mean_gy, mean_gy_xhat = sum_gy / count, sum_gy_xhat / count
@@ -127,8 +128,9 @@ def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None,
         if n < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, "
                              f"got input of shape {tuple(x.shape)}")
-        mu = x.data.mean(axis=axes)
-        var = x.data.var(axis=axes)
+        mu = sum_axes(x.data, axes) / x.dtype.type(n)
+        centred = x.data - mu.reshape(_channel_shape(x))
+        var = sum_axes(centred * centred, axes) / x.dtype.type(n)  # two passes, as var()
         if rm is not None:
             rm *= 1 - momentum
             rm += momentum * mu.astype(rm.dtype, copy=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
+from ..kernels.reduce import sum_axes
 from ..tensor import Function, Tensor
 from .shape import broadcast_to, reshape
 
@@ -26,7 +27,7 @@ class Sum(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return x.sum(axis=self.dims, keepdims=self.keepdim)
+        return sum_axes(x, self.dims, self.keepdim)
 
     def backward(self, gy):
         if not self.keepdim:

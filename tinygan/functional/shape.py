@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import backend
+from ..kernels.reduce import sum_axes
 from ..tensor import Function, Tensor, as_tensor
 
 
@@ -136,7 +137,7 @@ def _sum_to_array(x, shape):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
                                       if s == 1 and x.shape[i + lead] != 1)
-    y = x.sum(axis=axes, keepdims=True) if axes else x
+    y = sum_axes(x, axes, keepdims=True) if axes else x
     if lead:
         y = y.reshape(shape)
     return y

@@ -15,36 +15,36 @@ from . import compile_once
 _kernels: dict = {}
 
 _SOURCE = r"""
-extern "C" __global__ void tinygan_im2col_DTYPE(
-    const DTYPE* x, DTYPE* cols, const long long total, const int C, const int H,
-    const int W, const long long sN, const long long sC, const long long sH,
-    const long long sW, const int KH, const int KW, const int SH, const int SW,
+extern "C" __global__ void tinygan_im2col_DTYPE_IDXNAME(
+    const DTYPE* x, DTYPE* cols, const IDX total, const int C, const int H,
+    const int W, const IDX sN, const IDX sC, const IDX sH,
+    const IDX sW, const int KH, const int KW, const int SH, const int SW,
     const int PH, const int PW, const int DH, const int DW, const int OH, const int OW,
     const DTYPE pad) {
-  long long idx = (long long)blockDim.x * blockIdx.x + threadIdx.x;
+  IDX idx = (IDX)blockDim.x * blockIdx.x + threadIdx.x;
   if (idx >= total) return;
   // idx walks cols in row-major order: ((n, oh, ow), (kh, kw, c))
-  int c = idx % C; long long rest = idx / C;
+  int c = idx % C; IDX rest = idx / C;
   int kw = rest % KW; rest /= KW;
   int kh = rest % KH; rest /= KH;
   int ow = rest % OW; rest /= OW;
-  int oh = rest % OH; long long n = rest / OH;
+  int oh = rest % OH; IDX n = rest / OH;
   int h = oh * SH - PH + kh * DH;
   int w = ow * SW - PW + kw * DW;
   cols[idx] = (h >= 0 && h < H && w >= 0 && w < W) ? x[n * sN + c * sC + h * sH + w * sW]
                                                    : pad;
 }
 
-extern "C" __global__ void tinygan_col2im_DTYPE(
-    const DTYPE* cols, DTYPE* x, const long long total, const int C, const int H,
+extern "C" __global__ void tinygan_col2im_DTYPE_IDXNAME(
+    const DTYPE* cols, DTYPE* x, const IDX total, const int C, const int H,
     const int W, const int KH, const int KW, const int SH, const int SW, const int PH,
     const int PW, const int DH, const int DW, const int OH, const int OW) {
-  long long idx = (long long)blockDim.x * blockIdx.x + threadIdx.x;
+  IDX idx = (IDX)blockDim.x * blockIdx.x + threadIdx.x;
   if (idx >= total) return;
   // idx walks x in channels-last order (n, h, w, c)
-  int c = idx % C; long long rest = idx / C;
+  int c = idx % C; IDX rest = idx / C;
   int w = rest % W; rest /= W;
-  int h = rest % H; long long n = rest / H;
+  int h = rest % H; IDX n = rest / H;
   DTYPE sum = 0;
   for (int kh = 0; kh < KH; ++kh) {
     int th = h + PH - kh * DH;
@@ -64,12 +64,23 @@ extern "C" __global__ void tinygan_col2im_DTYPE(
 """
 
 
-def _kernel(name: str, dtype):
+def _kernel(name: str, dtype, wide: bool):
+    """The kernel for a dtype, with 64-bit index arithmetic only when 32 bits overflow:
+    each thread does five integer divisions, and 64-bit ones cost several times more."""
     cp = backend.cupy_module()
     ctype = {"float32": "float", "float64": "double"}[str(dtype)]
-    module = compile_once(_kernels, ctype, lambda: cp.RawModule(
-        code=_SOURCE.replace("DTYPE", ctype)))
-    return module.get_function(f"tinygan_{name}_{ctype}")
+    idx, idx_name = ("long long", "i64") if wide else ("int", "i32")
+    module = compile_once(_kernels, (ctype, idx), lambda: cp.RawModule(
+        code=_SOURCE.replace("DTYPE", ctype).replace("IDXNAME", idx_name)
+        .replace("IDX", idx)))
+    return compile_once(_kernels, (name, ctype, idx),
+                        lambda: module.get_function(f"tinygan_{name}_{ctype}_{idx_name}"))
+
+
+def _wide(*arrays) -> bool:
+    """True when an index into one of the arrays (their memory spans) passes 2**31 - 1."""
+    return any(sum((n - 1) * abs(st) for n, st in zip(a.shape, a.strides)) // a.itemsize
+               + 1 >= 2**31 or a.size >= 2**31 for a in arrays)
 
 
 def _launch(kernel, total, args):
@@ -82,10 +93,12 @@ def im2col(x, kernel, stride, padding, dilation, out_hw, pad_value=0.0):
     cp = backend.cupy_module()
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    strides = [cp.int64(s // x.itemsize) for s in x.strides]
     cols = cp.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
-    _launch(_kernel("im2col", x.dtype), cols.size,
-            (x, cols, cp.int64(cols.size), cp.int32(c), cp.int32(h), cp.int32(w), *strides,
+    wide = _wide(x, cols)
+    index = cp.int64 if wide else cp.int32
+    strides = [index(s // x.itemsize) for s in x.strides]
+    _launch(_kernel("im2col", x.dtype, wide), cols.size,
+            (x, cols, index(cols.size), cp.int32(c), cp.int32(h), cp.int32(w), *strides,
              cp.int32(kh), cp.int32(kw), cp.int32(sh), cp.int32(sw), cp.int32(ph),
              cp.int32(pw), cp.int32(dh), cp.int32(dw), cp.int32(oh), cp.int32(ow),
              x.dtype.type(pad_value)))
@@ -100,8 +113,9 @@ def col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw):
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
     x = cp.empty((n, h, w, c), dtype=cols.dtype)
-    _launch(_kernel("col2im", cols.dtype), x.size,
-            (cols, x, cp.int64(x.size), cp.int32(c), cp.int32(h), cp.int32(w),
+    wide = _wide(cols, x)
+    _launch(_kernel("col2im", cols.dtype, wide), x.size,
+            (cols, x, (cp.int64 if wide else cp.int32)(x.size), cp.int32(c), cp.int32(h), cp.int32(w),
              cp.int32(kh), cp.int32(kw), cp.int32(sh), cp.int32(sw), cp.int32(ph),
              cp.int32(pw), cp.int32(dh), cp.int32(dw), cp.int32(oh), cp.int32(ow)))
     return x.transpose(0, 3, 1, 2)
