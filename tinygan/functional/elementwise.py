@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..kernels import in_memory_order
 from ..tensor import Function, Tensor, as_tensor
 from .shape import sum_to
 
@@ -24,7 +25,7 @@ class _Binary(Function):
     def forward(self, x0, x1):
         self.shapes = (x0.shape, x1.shape)
         try:
-            return self.compute(x0, x1)
+            return in_memory_order(self.compute, x0, x1)  # CuPy: keep x's layout
         except ValueError:
             raise _broadcast_error(type(self).__name__.lower(), x0, x1) from None
 

@@ -24,3 +24,48 @@ def compile_once(cache: dict, key, make):
     if key not in cache:
         cache[key] = make()
     return cache[key]
+
+
+def memory_order(a):
+    """a's axes from outermost to innermost in memory, when a is a permuted C-contiguous
+    array (channels-last memory behind an NCHW shape, say); None when a is C-contiguous
+    already, or not dense."""
+    if a.ndim < 2 or a.flags.c_contiguous:
+        return None
+    order = sorted(range(a.ndim), key=lambda d: -a.strides[d])
+    return order if a.transpose(order).flags.c_contiguous else None
+
+
+def in_memory_order(fn, *arrays):
+    """fn(*arrays), computed over the arrays viewed in the memory order of the largest.
+
+    NumPy's elementwise ops keep their inputs' memory order; CuPy's always write C-ordered
+    outputs. A channels-last activation (what a convolution leaves) would come out of a
+    CuPy activation or BatchNorm as NCHW memory, and the next convolution would read it
+    across the grain. Viewed in memory order the inputs are C-ordered, so is the output,
+    and transposing it back gives an array laid out as its inputs were. Elsewhere (NumPy,
+    C-ordered inputs) this is fn(*arrays).
+    """
+    main = None
+    for a in arrays:
+        if getattr(a, "ndim", 0) >= 2 and (main is None or a.size > main.size):
+            main = a
+    if main is None or not enabled(main):
+        return fn(*arrays)
+    order = memory_order(main)
+    if order is None:
+        return fn(*arrays)
+    views = []
+    for a in arrays:
+        if getattr(a, "ndim", 0) > 0:
+            if a.ndim > main.ndim:
+                return fn(*arrays)
+            if a.ndim < main.ndim:  # broadcasting aligns shapes from the right
+                a = a.reshape((1,) * (main.ndim - a.ndim) + a.shape)
+            a = a.transpose(order)
+        views.append(a)
+    out = fn(*views)
+    inverse = [order.index(d) for d in range(len(order))]
+    if isinstance(out, tuple):
+        return tuple(o.transpose(inverse) for o in out)
+    return out.transpose(inverse)

@@ -6,7 +6,7 @@ writes y once.
 from __future__ import annotations
 
 from .. import backend
-from . import compile_once
+from . import compile_once, in_memory_order
 
 _kernels: dict = {}
 
@@ -44,7 +44,7 @@ def leaky_relu_forward(x, slope: float):
     """y = x if x > 0 else slope x, in one kernel."""
     k = compile_once(_kernels, "lrelu_f", lambda: _cupy().ElementwiseKernel(
         "T x, T slope", "T y", "y = x > (T)0 ? x : x * slope", "tinygan_leaky_relu_fwd"))
-    return k(x, x.dtype.type(slope))
+    return in_memory_order(k, x, x.dtype.type(slope))
 
 
 def leaky_relu_backward(gy, x, slope: float):
@@ -52,7 +52,7 @@ def leaky_relu_backward(gy, x, slope: float):
     k = compile_once(_kernels, "lrelu_b", lambda: _cupy().ElementwiseKernel(
         "T gy, T x, T slope", "T gx", "gx = x > (T)0 ? gy : gy * slope",
         "tinygan_leaky_relu_bwd"))
-    return k(gy, x, gy.dtype.type(slope))
+    return in_memory_order(k, gy, x, gy.dtype.type(slope))
 
 
 # ----------------------------------------------------------- BCE with logits
@@ -74,7 +74,7 @@ def bce_with_logits_forward(x, t):
     k = compile_once(_kernels, "bce_f", lambda: _cupy().ElementwiseKernel(
         "T x, T t", "T l", "l = max(x, (T)0) - x * t + log1p(exp(-fabs(x)))",
         "tinygan_bce_logits_fwd"))
-    return k(x, t)
+    return in_memory_order(k, x, t)
 
 
 def bce_with_logits_backward(gy, x, t):
@@ -83,4 +83,4 @@ def bce_with_logits_backward(gy, x, t):
         "T gy, T x, T t", "T gx",
         "T s = tanh(x * (T)0.5) * (T)0.5 + (T)0.5; gx = gy * (s - t)",
         "tinygan_bce_logits_bwd"))
-    return k(gy, x, t)
+    return in_memory_order(k, gy, x, t)

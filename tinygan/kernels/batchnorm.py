@@ -7,7 +7,7 @@ temporary each.
 from __future__ import annotations
 
 from .. import backend
-from . import compile_once
+from . import compile_once, in_memory_order
 
 _kernels: dict = {}
 
@@ -22,7 +22,7 @@ def normalize(x, mean, inv_std, weight, bias):
     k = compile_once(_kernels, "bn_f", lambda: backend.cupy_module().ElementwiseKernel(
         "T x, T mean, T inv_std, T w, T b", "T xhat, T y",
         "xhat = (x - mean) * inv_std; y = xhat * w + b", "tinygan_batchnorm_fwd"))
-    return k(x, mean, inv_std, weight, bias)
+    return in_memory_order(k, x, mean, inv_std, weight, bias)
 
 
 def input_grad_generic(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
@@ -38,4 +38,4 @@ def input_grad(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
     k = compile_once(_kernels, "bn_b", lambda: backend.cupy_module().ElementwiseKernel(
         "T gy, T xhat, T inv_std, T w, T mg, T mgx", "T gx",
         "gx = w * inv_std * (gy - mg - xhat * mgx)", "tinygan_batchnorm_bwd"))
-    return k(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat)
+    return in_memory_order(k, gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat)

@@ -83,25 +83,45 @@ def _wide(*arrays) -> bool:
                + 1 >= 2**31 or a.size >= 2**31 for a in arrays)
 
 
-def _launch(kernel, total, args):
-    threads = 256
-    kernel(((total + threads - 1) // threads,), (threads,), args)
+_launches: dict = {}  # a layer's call -> its kernel, grid and scalar arguments
+
+
+def _launch_plan(key, make):
+    """Build once what a launch needs besides its arrays: the same convolution runs
+    every step, and building the scalar arguments cost more host time than the launch."""
+    if key not in _launches:
+        _launches[key] = make()
+    return _launches[key]
+
+
+def _grid(total, threads=256):
+    return ((total + threads - 1) // threads,), (threads,)
 
 
 def im2col(x, kernel, stride, padding, dilation, out_hw, pad_value=0.0):
     """x (N,C,H,W), any strides -> rows (N*OH*OW, KH*KW*C) in one launch."""
     cp = backend.cupy_module()
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    cols = cp.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
-    wide = _wide(x, cols)
-    index = cp.int64 if wide else cp.int32
-    strides = [index(s // x.itemsize) for s in x.strides]
-    _launch(_kernel("im2col", x.dtype, wide), cols.size,
-            (x, cols, index(cols.size), cp.int32(c), cp.int32(h), cp.int32(w), *strides,
-             cp.int32(kh), cp.int32(kw), cp.int32(sh), cp.int32(sw), cp.int32(ph),
-             cp.int32(pw), cp.int32(dh), cp.int32(dw), cp.int32(oh), cp.int32(ow),
-             x.dtype.type(pad_value)))
+
+    def make():
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = (kernel, stride, padding,
+                                                             dilation, out_hw)
+        shape = (n * oh * ow, kh * kw * c)
+        total = shape[0] * shape[1]
+        wide = _wide(x) or total >= 2**31
+        index = cp.int64 if wide else cp.int32
+        strides = [index(s // x.itemsize) for s in x.strides]
+        i32 = cp.int32
+        return (_kernel("im2col", x.dtype, wide), *_grid(total), shape,
+                (index(total), i32(c), i32(h), i32(w), *strides, i32(kh), i32(kw), i32(sh),
+                 i32(sw), i32(ph), i32(pw), i32(dh), i32(dw), i32(oh), i32(ow),
+                 x.dtype.type(pad_value)))
+
+    fn, grid, block, shape, scalars = _launch_plan(
+        ("im2col", x.shape, x.strides, x.dtype, kernel, stride, padding, dilation, out_hw,
+         pad_value), make)
+    cols = cp.empty(shape, dtype=x.dtype)
+    fn(grid, block, (x, cols, *scalars))
     return cols
 
 
@@ -110,12 +130,22 @@ def col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw):
     its rows."""
     cp = backend.cupy_module()
     cols = cp.ascontiguousarray(cols)
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    x = cp.empty((n, h, w, c), dtype=cols.dtype)
-    wide = _wide(cols, x)
-    _launch(_kernel("col2im", cols.dtype, wide), x.size,
-            (cols, x, (cp.int64 if wide else cp.int32)(x.size), cp.int32(c), cp.int32(h), cp.int32(w),
-             cp.int32(kh), cp.int32(kw), cp.int32(sh), cp.int32(sw), cp.int32(ph),
-             cp.int32(pw), cp.int32(dh), cp.int32(dw), cp.int32(oh), cp.int32(ow)))
+
+    def make():
+        n, c, h, w = x_shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = (kernel, stride, padding,
+                                                             dilation, out_hw)
+        total = n * h * w * c
+        wide = _wide(cols) or total >= 2**31
+        i32 = cp.int32
+        return (_kernel("col2im", cols.dtype, wide), *_grid(total), (n, h, w, c),
+                ((cp.int64 if wide else i32)(total), i32(c), i32(h), i32(w), i32(kh),
+                 i32(kw), i32(sh), i32(sw), i32(ph), i32(pw), i32(dh), i32(dw), i32(oh),
+                 i32(ow)))
+
+    fn, grid, block, shape, scalars = _launch_plan(
+        ("col2im", cols.shape, cols.dtype, tuple(x_shape), kernel, stride, padding,
+         dilation, out_hw), make)
+    x = cp.empty(shape, dtype=cols.dtype)
+    fn(grid, block, (cols, x, *scalars))
     return x.transpose(0, 3, 1, 2)

@@ -38,26 +38,58 @@ def sum_axes(a, axes, keepdims=False):
     return sum_generic(a, axes, keepdims)
 
 
+def _plan(shape, strides, axes, keepdims):
+    """How to sum an array of this shape and these strides over `axes`, or None (no gemv
+    split): (order, pattern, block sizes, kept shape in memory order, the transpose back,
+    the result's shape)."""
+    ndim = len(shape)
+    big = [d for d in range(ndim) if shape[d] > 1]  # size-1 axes lie anywhere
+    order = sorted(big, key=lambda d: -strides[d])  # outermost in memory first
+    expected = 1  # dense: each axis's stride is the product of the sizes inside it
+    itemsize = None
+    for d in reversed(order):
+        if itemsize is None:
+            itemsize = strides[d]
+        if strides[d] != expected * itemsize:
+            return None
+        expected *= shape[d]
+    blocks = []  # runs of summed / kept axes in memory order: [summed?, size]
+    for d in order:
+        summed = d in axes
+        if blocks and blocks[-1][0] == summed:
+            blocks[-1][1] *= shape[d]
+        else:
+            blocks.append([summed, shape[d]])
+    pattern = tuple(s for s, _ in blocks)
+    if pattern not in _PATTERNS:
+        return None
+    kept = [d for d in order if d not in axes]
+    result = [1 if d in axes else shape[d] for d in range(ndim)]
+    if not keepdims:
+        result = [n for d, n in enumerate(result) if d not in axes]
+    return (order + [d for d in range(ndim) if shape[d] == 1], pattern,
+            [n for _, n in blocks], [shape[d] for d in kept],
+            [kept.index(d) for d in sorted(kept)], result)
+
+
+_PATTERNS = {(), (True,), (False,), (True, False), (False, True), (True, False, True)}
+_plans: dict = {}
+
+
 def sum_over(a, axes, keepdims=False):
     """a.sum(axis=axes, keepdims=keepdims), by at most two matrix-vector products."""
     xp = backend.get_array_module(a)
     axes = tuple(sorted(ax % a.ndim for ax in axes)) if a.ndim else ()
     if a.size == 0 or not axes or a.dtype.kind != "f":
         return sum_generic(a, axes, keepdims)
-    big = [d for d in range(a.ndim) if a.shape[d] > 1]  # size-1 axes lie anywhere
-    order = sorted(big, key=lambda d: -a.strides[d])     # outermost in memory first
-    t = a.transpose(order + [d for d in range(a.ndim) if a.shape[d] == 1])
-    if not t.flags.c_contiguous:
+    key = (a.shape, a.strides, axes, keepdims)
+    if key not in _plans:
+        _plans[key] = _plan(a.shape, a.strides, axes, keepdims)
+    plan = _plans[key]
+    if plan is None:
         return sum_generic(a, axes, keepdims)
-    blocks = []  # runs of summed / kept axes in memory order: [summed?, size]
-    for d in order:
-        summed = d in axes
-        if blocks and blocks[-1][0] == summed:
-            blocks[-1][1] *= a.shape[d]
-        else:
-            blocks.append([summed, a.shape[d]])
-    pattern = tuple(s for s, _ in blocks)
-    sizes = [n for _, n in blocks]
+    order, pattern, sizes, kept_shape, back, result = plan
+    t = a.transpose(order)  # C-contiguous: the plan checked the strides
     if pattern == ():  # every axis of size 1
         out = t.reshape(())
     elif pattern == (True,):
@@ -68,15 +100,10 @@ def sum_over(a, axes, keepdims=False):
         out = _ones_of(xp, sizes[0], a.dtype) @ t.reshape(sizes)
     elif pattern == (False, True):
         out = t.reshape(sizes) @ _ones_of(xp, sizes[1], a.dtype)
-    elif pattern == (True, False, True):
+    else:  # (True, False, True)
         inner = t.reshape(sizes[0] * sizes[1], sizes[2]) @ _ones_of(xp, sizes[2], a.dtype)
         out = _ones_of(xp, sizes[0], a.dtype) @ inner.reshape(sizes[0], sizes[1])
-    else:
-        return sum_generic(a, axes, keepdims)
     # `out` holds the kept axes in memory order; give them back their own order
-    kept = [d for d in order if d not in axes]
-    out = out.reshape([a.shape[d] for d in kept])
-    out = out.transpose([kept.index(d) for d in sorted(kept)])
-    shape = [1 if d in axes else a.shape[d] for d in range(a.ndim)]
-    return out.reshape(shape if keepdims else [n for d, n in enumerate(shape)
-                                               if d not in axes])
+    if len(back) > 1:
+        out = out.reshape(kept_shape).transpose(back)
+    return out.reshape(result)
