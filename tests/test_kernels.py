@@ -89,17 +89,6 @@ def test_rmsprop_generic_matches_optimizer():
     assert np.allclose(mine, p.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_flatten_makes_views():
-    ts = [tinygan.tensor(randn(3, 4)), tinygan.tensor(randn(5))]
-    before = [t.numpy().copy() for t in ts]
-    flat = optim.flatten_(ts)
-    assert flat.shape == (17,)
-    for t, b in zip(ts, before):
-        assert np.array_equal(t.numpy(), b) and np.shares_memory(t.data, flat)
-    flat += 1
-    assert np.array_equal(ts[1].numpy(), before[1] + 1)
-
-
 # -------------------------------------------------------- kernels == generic (GPU)
 
 def _cp():
@@ -167,6 +156,64 @@ def test_optimizer_kernels(name):
             optim.rmsprop(p, g, states[0], 1e-3, 0.99, 1e-8, 0.0)
             optim.rmsprop_generic(p2, g, states2[0], 1e-3, 0.99, 1e-8, 0.0)
     cp.testing.assert_allclose(p, p2, rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_multi_tensor_optimizer_kernels(name):
+    # parameters of several sizes (one of 70,000: many blocks), updated in one launch
+    cp = _cp()
+    sizes = [1, 3, 1000, 70_000, 17]
+    ps = [cp.asarray(randn(n)) for n in sizes]
+    gs = [cp.asarray(randn(n)) for n in sizes]
+    n_states = 2 if name == "adam" else 1
+    states = [[cp.zeros(n, cp.float32) for n in sizes] for _ in range(n_states)]
+    ps2, states2 = [p.copy() for p in ps], [[s.copy() for s in col] for col in states]
+    for step in (1, 2, 3):
+        if name == "adam":
+            args = (1e-3, 0.5, 0.999, 1e-8, 0.01, 1 - 0.5 ** step, 1 - 0.999 ** step)
+            optim.adam_multi(ps, gs, *states, *args)
+            for i in range(len(sizes)):
+                optim.adam_generic(ps2[i], gs[i], states2[0][i], states2[1][i], *args)
+        else:
+            optim.rmsprop_multi(ps, gs, states[0], 1e-3, 0.99, 1e-8, 0.01)
+            for i in range(len(sizes)):
+                optim.rmsprop_generic(ps2[i], gs[i], states2[0][i], 1e-3, 0.99, 1e-8, 0.01)
+    for p, p2 in zip(ps, ps2):
+        cp.testing.assert_allclose(p, p2, rtol=1e-4, atol=1e-6)
+    for col, col2 in zip(states, states2):
+        for s, s2 in zip(col, col2):
+            cp.testing.assert_allclose(s, s2, rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_optimizers_on_the_gpu_match_the_cpu(name):
+    # the fused path of Optimizer.step (all of a group at once) against NumPy's, over
+    # steps where one parameter has no gradient (then that group goes parameter by
+    # parameter, as PyTorch skips it) and a reload of the state
+    shapes = [(4, 3, 2, 2), (4,), (7, 5)]
+    cpu = [tinygan.tensor(randn(*s), requires_grad=True) for s in shapes]
+    gpu = [tinygan.tensor(t.numpy(), device="cuda", requires_grad=True) for t in cpu]
+    make = (lambda ps: tinygan.optim.Adam(ps, lr=1e-2, betas=(0.5, 0.9), weight_decay=0.01)) \
+        if name == "adam" else (lambda ps: tinygan.optim.RMSprop(ps, lr=1e-2, alpha=0.9))
+    opts = [make(cpu), make(gpu)]
+    for step in range(5):
+        grads = [randn(*s) for s in shapes]
+        for params in (cpu, gpu):
+            for i, (p, g) in enumerate(zip(params, grads)):
+                p.grad = None if (step == 2 and i == 1) else tinygan.tensor(g, device=p.device)
+        for opt in opts:
+            opt.step()
+        if step == 3:
+            opts[1].load_state_dict(opts[1].state_dict())
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_allclose(b.detach().to("cpu").numpy(), a.detach().numpy(),
+                                   rtol=1e-4, atol=1e-6)
+    steps = [opts[1].state[p]["step"] for p in gpu]
+    assert steps == [opts[0].state[p]["step"] for p in cpu] == [5, 4, 5]
 
 
 @gpu

@@ -334,12 +334,54 @@ def test_fused_kernel_dispatch_passes_the_right_arguments(name, kw, monkeypatch)
         return run
 
     monkeypatch.setattr(kernels, "enabled", lambda *arrays: True)
-    monkeypatch.setattr(fused, "adam", generic(fused.adam_generic))
-    monkeypatch.setattr(fused, "rmsprop", generic(fused.rmsprop_generic))
+    monkeypatch.setattr(fused, "adam_multi", generic(fused.adam_multi_generic))
+    monkeypatch.setattr(fused, "rmsprop_multi", generic(fused.rmsprop_multi_generic))
     got = run_engine(lambda ps: getattr(optim, name)(ps, **kw))
-    assert len(calls) == 3
+    assert len(calls) == 3  # one launch a step for the whole group
     ref = dict(kw)
     if "betas" in ref:
         ref["b1"], ref["b2"] = ref.pop("betas")
     want = (adam_reference if name == "Adam" else rmsprop_reference)(**ref)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["Adam", "RMSprop"])
+def test_fused_group_step_equals_the_parameter_by_parameter_one(name, monkeypatch):
+    # the whole-group path (with generic twins for the kernels) against the plain loop,
+    # over steps where a parameter lacks a gradient and after a state reload
+    from tinygan import kernels
+    from tinygan.kernels import optim as fused
+    rng = np.random.default_rng(5)
+    shapes = [(3, 2), (4,), (2, 2, 2)]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(5)]
+
+    def train(fuse):
+        params = [tinygan.tensor(np.ones(s), requires_grad=True) for s in shapes]
+        opt = getattr(optim, name)(params, lr=0.01, weight_decay=0.1)
+        launches = []
+        with monkeypatch.context() as m:
+            if fuse:
+                m.setattr(kernels, "enabled", lambda *arrays: True)
+                for kernel in ("adam", "rmsprop", "adam_multi", "rmsprop_multi"):
+                    twin = getattr(fused, kernel + "_generic")
+                    m.setattr(fused, kernel, lambda *a, k=kernel, t=twin:
+                              (launches.append(k), t(*a)))
+            for step, gs in enumerate(grads):
+                for i, (p, g) in enumerate(zip(params, gs)):
+                    p.grad = None if (step == 2 and i == 1) else tinygan.tensor(g)
+                opt.step()
+                if step == 3:
+                    opt.load_state_dict(opt.state_dict())
+        return [p.data.copy() for p in params], [opt.state[p]["step"] for p in params], \
+            launches
+
+    plain, plain_steps, _ = train(False)
+    fast, fast_steps, launches = train(True)
+    for a, b in zip(plain, fast):  # the twins order their float operations otherwise
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert plain_steps == fast_steps == [5, 4, 5]
+    multi = name.lower() + "_multi"
+    # steps 0 and 1: one launch each; step 2 (a missing gradient) and later (the steps
+    # differ): a launch per parameter that has a gradient
+    assert launches[:2] == [multi, multi] and multi not in launches[2:]
+    assert len(launches) == 2 + 2 + 3 + 3

@@ -39,7 +39,9 @@ from .shape import reshape
 
 
 def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+    if isinstance(v, (int, np.integer)):
+        return (int(v), int(v))
+    return (int(v[0]), int(v[1]))
 
 
 def conv_output_size(size, kernel, stride, padding, dilation):

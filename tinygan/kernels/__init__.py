@@ -12,11 +12,21 @@ import os
 from .. import backend
 
 
+#: $TINYGAN_KERNELS=0 switches the kernels off (read once, when tinygan is imported)
+SWITCHED_ON = os.environ.get("TINYGAN_KERNELS", "1") != "0"
+
+
 def enabled(*arrays) -> bool:
-    """True when every array is a CuPy array and fused kernels are switched on."""
-    if os.environ.get("TINYGAN_KERNELS", "1") == "0":
+    """True when every array is a CuPy array and fused kernels are switched on.
+
+    Asked several hundred times a step, so it looks at the arrays' types directly.
+    """
+    if not SWITCHED_ON or not arrays:
         return False
-    return bool(arrays) and all(backend.device_of(a) == "cuda" for a in arrays)
+    for a in arrays:
+        if not type(a).__module__.startswith("cupy"):
+            return False
+    return True
 
 
 def compile_once(cache: dict, key, make):
@@ -30,10 +40,17 @@ def memory_order(a):
     """a's axes from outermost to innermost in memory, when a is a permuted C-contiguous
     array (channels-last memory behind an NCHW shape, say); None when a is C-contiguous
     already, or not dense."""
-    if a.ndim < 2 or a.flags.c_contiguous:
-        return None
-    order = sorted(range(a.ndim), key=lambda d: -a.strides[d])
-    return order if a.transpose(order).flags.c_contiguous else None
+    key = (a.shape, a.strides)
+    if key not in _orders:
+        if a.ndim < 2 or a.flags.c_contiguous:
+            _orders[key] = None
+        else:
+            order = sorted(range(a.ndim), key=lambda d: -a.strides[d])
+            _orders[key] = order if a.transpose(order).flags.c_contiguous else None
+    return _orders[key]
+
+
+_orders: dict = {}  # (shape, strides) -> memory order: a network has few of them
 
 
 def in_memory_order(fn, *arrays):

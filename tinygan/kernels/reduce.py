@@ -20,7 +20,7 @@ _ones: dict = {}
 
 
 def _ones_of(xp, n: int, dtype):
-    key = (xp.__name__, n, str(dtype))
+    key = (xp.__name__, n, dtype)
     if key not in _ones:
         _ones[key] = xp.ones(n, dtype=dtype)
     return _ones[key]
@@ -78,16 +78,17 @@ _plans: dict = {}
 
 def sum_over(a, axes, keepdims=False):
     """a.sum(axis=axes, keepdims=keepdims), by at most two matrix-vector products."""
-    xp = backend.get_array_module(a)
-    axes = tuple(sorted(ax % a.ndim for ax in axes)) if a.ndim else ()
-    if a.size == 0 or not axes or a.dtype.kind != "f":
-        return sum_generic(a, axes, keepdims)
-    key = (a.shape, a.strides, axes, keepdims)
-    if key not in _plans:
-        _plans[key] = _plan(a.shape, a.strides, axes, keepdims)
-    plan = _plans[key]
+    key = (a.shape, a.strides, a.dtype, axes, keepdims)
+    plan = _plans.get(key, False)
+    if plan is False:
+        normal = tuple(sorted(ax % a.ndim for ax in axes)) if a.ndim else ()
+        plan = None
+        if a.size and normal and a.dtype.kind == "f":
+            plan = _plan(a.shape, a.strides, normal, keepdims)
+        _plans[key] = plan
     if plan is None:
         return sum_generic(a, axes, keepdims)
+    xp = backend.get_array_module(a)
     order, pattern, sizes, kept_shape, back, result = plan
     t = a.transpose(order)  # C-contiguous: the plan checked the strides
     if pattern == ():  # every axis of size 1

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
 from ..tensor import Tensor, enable_grad
 
 
@@ -82,17 +82,49 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
+                if p.grad is not None and p.grad.data.shape != p.data.shape:
+                    raise ValueError(f"{type(self).__name__}.step: gradient of shape "
+                                     f"{p.grad.data.shape} for a parameter of shape "
+                                     f"{p.data.shape}")
+            if self._step_group(group):
+                continue
+            for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad.data
-                if grad.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}.step: gradient of shape {grad.shape} "
-                                     f"for a parameter of shape {p.data.shape}")
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p, group)
-                self._update(p.data, grad, state, group)
+                self._update(p.data, p.grad.data, state, group)
         return loss
+
+    def _fusable(self, group):
+        """The group's (params, grads, states) when one launch can update them all: on a
+        GPU with kernels on, every parameter with a gradient of its dtype, every array
+        C-contiguous, every parameter at the same step. None otherwise."""
+        params = group["params"]
+        if not params:
+            return None
+        datas = [p.data for p in params]
+        grads = [None if p.grad is None else p.grad.data for p in params]
+        if any(g is None for g in grads) or not kernels.enabled(*datas, *grads):
+            return None
+        dtype = datas[0].dtype
+        if any(a.dtype != dtype or not a.flags.c_contiguous for a in datas + grads):
+            return None
+        states = []
+        for p in params:
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = self._init_state(p, group)
+            states.append(state)
+        if any(s["step"] != states[0]["step"] for s in states):
+            return None
+        return datas, grads, states
+
+    def _step_group(self, group) -> bool:
+        """Update a whole group at once, if the optimiser can (Adam's and RMSprop's fused
+        GPU kernels); False sends it parameter by parameter to `_update`."""
+        return False
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
         """The state of a parameter before its first step (arrays like `p.data`)."""

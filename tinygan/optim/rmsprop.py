@@ -38,6 +38,19 @@ class RMSprop(Optimizer):
             state["grad_avg"] = p.xp.zeros_like(p.data)
         return state
 
+    def _step_group(self, group) -> bool:
+        plain = group["momentum"] == 0 and not group["centered"]
+        fusable = self._fusable(group) if plain else None
+        if fusable is None:
+            return False
+        datas, grads, states = fusable
+        for state in states:
+            state["step"] += 1
+        from ..kernels import optim as fused  # every parameter in one launch on a GPU
+        fused.rmsprop_multi(datas, grads, [s["square_avg"] for s in states], group["lr"],
+                            group["alpha"], group["eps"], group["weight_decay"])
+        return True
+
     def _update(self, param, grad, state, group):
         xp = get_array_module(param)
         alpha, eps, wd, mu = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
