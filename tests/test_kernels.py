@@ -196,7 +196,7 @@ def test_optimizers_on_the_gpu_match_the_cpu(name):
     # parameter, as PyTorch skips it) and a reload of the state
     shapes = [(4, 3, 2, 2), (4,), (7, 5)]
     cpu = [tinygan.tensor(randn(*s), requires_grad=True) for s in shapes]
-    gpu = [tinygan.tensor(t.numpy(), device="cuda", requires_grad=True) for t in cpu]
+    gpu = [tinygan.tensor(t.detach().numpy(), device="cuda", requires_grad=True) for t in cpu]
     make = (lambda ps: tinygan.optim.Adam(ps, lr=1e-2, betas=(0.5, 0.9), weight_decay=0.01)) \
         if name == "adam" else (lambda ps: tinygan.optim.RMSprop(ps, lr=1e-2, alpha=0.9))
     opts = [make(cpu), make(gpu)]
