@@ -130,7 +130,8 @@ def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None,
                              f"got input of shape {tuple(x.shape)}")
         mu = sum_axes(x.data, axes) / x.dtype.type(n)
         centred = x.data - mu.reshape(_channel_shape(x))
-        var = sum_axes(centred * centred, axes) / x.dtype.type(n)  # two passes, as var()
+        centred *= centred
+        var = sum_axes(centred, axes) / x.dtype.type(n)  # two passes, as var() does
         if rm is not None:
             rm *= 1 - momentum
             rm += momentum * mu.astype(rm.dtype, copy=False)
