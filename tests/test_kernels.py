@@ -160,6 +160,25 @@ def test_optimizer_kernels(name):
 
 @gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(64, 3, 32, 32), (4, 5, 3, 2), (3, 700), (1, 1, 4)])
+def test_sum_kernel_in_every_layout(shape):
+    # out[k] = sum over (r1, r2) of x seen as (R1, K, R2), for every memory order and axes
+    import itertools
+    from tinygan.kernels.reduce import sum_over
+    cp = _cp()
+    base = randn(*shape)
+    for perm in itertools.permutations(range(len(shape))):
+        a = cp.ascontiguousarray(cp.asarray(base).transpose(perm)).transpose(
+            [perm.index(d) for d in range(len(shape))])
+        for k in range(1, len(shape) + 1):
+            for axes in itertools.combinations(range(len(shape)), k):
+                want = base.astype(np.float64).sum(axis=axes)
+                np.testing.assert_allclose(cp.asnumpy(sum_over(a, axes)), want,
+                                           rtol=1e-4, atol=1e-3)
+
+
+@gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", ["adam", "rmsprop"])
 def test_multi_tensor_optimizer_kernels(name):
     # parameters of several sizes (one of 70,000: many blocks), updated in one launch
