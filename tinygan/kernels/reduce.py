@@ -23,6 +23,7 @@ from . import compile_once
 
 _ones: dict = {}
 _kernels: dict = {}
+_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 _SOURCE = r"""
 extern "C" __global__ void tinygan_sum_runs_DTYPE(
@@ -49,7 +50,7 @@ extern "C" __global__ void tinygan_sum_runs_DTYPE(
 def _sum_runs(t, r1: int, k: int, r2: int):
     """out[k] = sum of the C-contiguous CuPy array t seen as (r1, k, r2), in one launch."""
     cp = backend.cupy_module()
-    ctype = {"float32": "float", "float64": "double"}[str(t.dtype)]
+    ctype = _CTYPES[t.dtype]
     fn = compile_once(_kernels, ctype, lambda: cp.RawModule(
         code=_SOURCE.replace("DTYPE", ctype)).get_function(f"tinygan_sum_runs_{ctype}"))
     out = cp.empty(k, dtype=t.dtype)
@@ -128,7 +129,7 @@ def sum_over(a, axes, keepdims=False):
     if plan is False:
         normal = tuple(sorted(ax % a.ndim for ax in axes)) if a.ndim else ()
         plan = None
-        if a.size and normal and a.dtype.kind == "f":
+        if a.size and normal and a.dtype in _CTYPES:  # float32, float64
             plan = _plan(a.shape, a.strides, normal, keepdims)
         _plans[key] = plan
     if plan is None:
