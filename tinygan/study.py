@@ -44,6 +44,8 @@ import time
 
 import numpy as np
 
+from .plots import save_mixture_scatters, save_score_trajectories
+
 #: method -> (variant, the remedy's settings on top of the variant's 2D defaults)
 METHODS = {
     "vanilla": ("vanilla", {}),
@@ -318,10 +320,10 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     _write_text(os.path.join(out, "results.md"),
                 table(summary, methods, datasets, seeds, length))
     for m in methods:
-        save_method_figure([r for r in runs if r["method"] == m], m, datasets, seeds,
-                           os.path.join(out, f"{m}.png"))
+        save_mixture_scatters([r for r in runs if r["method"] == m], m, datasets, seeds,
+                              os.path.join(out, f"{m}.png"), N_SAMPLES)
         if log_every:
-            save_trajectory_figure([r for r in runs if r["method"] == m], m, datasets,
+            save_score_trajectories([r for r in runs if r["method"] == m], m, datasets,
                                    os.path.join(out, f"{m}-trajectory.png"))
     return result
 
@@ -385,75 +387,6 @@ def table(summary, methods, datasets, seeds, length: str = "") -> str:
 
 def _num(x: float) -> str:
     return f"{x:.3f}" if math.isfinite(x) else "inf"
-
-
-def save_method_figure(runs, method, datasets, seeds, path) -> None:
-    """Generated points (red) over the real mixture (grey): a row per dataset, a column per seed."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .data import load
-    from .plots import atomic_path
-
-    fig, axes = plt.subplots(len(datasets), seeds, figsize=(2.2 * seeds, 2.3 * len(datasets)),
-                             dpi=100, squeeze=False)
-    for row, d in enumerate(datasets):
-        mixture = load(d)
-        real = mixture.sample(N_SAMPLES, np.random.default_rng(0))[0]
-        lim = 1.25 * np.abs(mixture.centers).max()
-        for col in range(seeds):
-            ax = axes[row, col]
-            run = next(r for r in runs if r["dataset"] == d and r["seed"] == col)
-            fake = np.asarray(run["samples"])
-            ax.scatter(real[:, 0], real[:, 1], s=1, c="#bbbbbb", linewidths=0)
-            ax.scatter(fake[:, 0], fake[:, 1], s=1, c="#d62728", linewidths=0)
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{d} seed {col}: {run['modes_covered']}/{len(mixture.centers)}, "
-                         f"{100 * run['high_quality_fraction']:.0f}%", fontsize=7)
-    fig.suptitle(f"{method}: generated (red) over real (grey)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
-def save_trajectory_figure(runs, method, datasets, path) -> None:
-    """Modes covered and high-quality % over training (`--log-every`): a line per seed,
-    a row per dataset."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import atomic_path
-
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(8, 2.6 * len(datasets)), dpi=100,
-                             squeeze=False)
-    for row, d in enumerate(datasets):
-        left, right = axes[row]
-        mine = sorted((r for r in runs if r["dataset"] == d), key=lambda r: r["seed"])
-        for run in mine:
-            points = run["trajectory"] + [run]  # the end is the run's own score
-            steps = [p.get("step", run["steps"]) for p in points]
-            left.plot(steps, [p["modes_covered"] for p in points], marker=".",
-                      label=f"seed {run['seed']}")
-            right.plot(steps, [100 * p["high_quality_fraction"] for p in points], marker=".")
-        left.set_title(f"{d}: modes covered (of {len(mine[0]['histogram'])})", fontsize=9)
-        right.set_title(f"{d}: high quality %", fontsize=9)
-        for ax in (left, right):
-            ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k" if x else "0")
-            ax.set_xlabel("generator step", fontsize=8)
-            ax.grid(alpha=0.3)
-        left.legend(fontsize=7)
-    fig.suptitle(f"{method}: scores over training", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def _write_text(path: str, text: str) -> None:
