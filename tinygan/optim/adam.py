@@ -42,18 +42,17 @@ class Adam(Optimizer):
         return state
 
     def _step_group(self, group) -> bool:
-        fusable = None if group["amsgrad"] else self._fusable(group)
+        fusable = None if group["amsgrad"] else self._fusable(group, "exp_avg", "exp_avg_sq")
         if fusable is None:
             return False
-        datas, grads, states = fusable
+        datas, grads, states, (ms, vs) = fusable
         for state in states:
             state["step"] += 1
         t = states[0]["step"]
         (b1, b2), eps, wd = group["betas"], group["eps"], group["weight_decay"]
         from ..kernels import optim as fused  # every parameter in one launch on a GPU
-        fused.adam_multi(datas, grads, [s["exp_avg"] for s in states],
-                         [s["exp_avg_sq"] for s in states], group["lr"], b1, b2, eps, wd,
-                         1 - b1 ** t, 1 - b2 ** t)
+        fused.adam_multi(datas, grads, ms, vs, group["lr"], b1, b2, eps, wd, 1 - b1 ** t,
+                         1 - b2 ** t)
         return True
 
     def _update(self, param, grad, state, group):

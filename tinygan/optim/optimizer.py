@@ -97,10 +97,11 @@ class Optimizer:
                 self._update(p.data, p.grad.data, state, group)
         return loss
 
-    def _fusable(self, group):
-        """The group's (params, grads, states) when one launch can update them all: on a
-        GPU with kernels on, every parameter with a gradient of its dtype, every array
-        C-contiguous, every parameter at the same step. None otherwise."""
+    def _fusable(self, group, *state_keys):
+        """The group's (params, grads, states, a list per state key) when one launch can
+        update them all: on a GPU with kernels on, every parameter with a gradient of its
+        dtype, every array (the states named too) C-contiguous, every parameter at the
+        same step. None otherwise."""
         params = group["params"]
         if not params:
             return None
@@ -119,7 +120,10 @@ class Optimizer:
             states.append(state)
         if any(s["step"] != states[0]["step"] for s in states):
             return None
-        return datas, grads, states
+        columns = [[s[k] for s in states] for k in state_keys]
+        if any(not a.flags.c_contiguous or a.dtype != dtype for c in columns for a in c):
+            return None
+        return datas, grads, states, columns
 
     def _step_group(self, group) -> bool:
         """Update a whole group at once, if the optimiser can (Adam's and RMSprop's fused

@@ -40,15 +40,15 @@ class RMSprop(Optimizer):
 
     def _step_group(self, group) -> bool:
         plain = group["momentum"] == 0 and not group["centered"]
-        fusable = self._fusable(group) if plain else None
+        fusable = self._fusable(group, "square_avg") if plain else None
         if fusable is None:
             return False
-        datas, grads, states = fusable
+        datas, grads, states, (square_avgs,) = fusable
         for state in states:
             state["step"] += 1
         from ..kernels import optim as fused  # every parameter in one launch on a GPU
-        fused.rmsprop_multi(datas, grads, [s["square_avg"] for s in states], group["lr"],
-                            group["alpha"], group["eps"], group["weight_decay"])
+        fused.rmsprop_multi(datas, grads, square_avgs, group["lr"], group["alpha"],
+                            group["eps"], group["weight_decay"])
         return True
 
     def _update(self, param, grad, state, group):
