@@ -2,13 +2,12 @@
 
 Per parameter, the generic update is five to seven array passes, each a launch on a GPU;
 the elementwise kernels `adam` and `rmsprop` do one parameter in one launch. A GAN's
-optimiser holds a few dozen parameters, and on a GPU each launch costs the host 20-40 us
-whatever its size, so `adam_multi` and `rmsprop_multi` update them all in one launch:
-the kernel gets a table of the arrays' addresses and where each parameter's elements
-begin, and every thread finds its parameter by a binary search over those starts.
-The table goes to the GPU through CuPy's pinned staging (no wait for the GPU), and is
-kept while the addresses stay the same (CuPy's memory pool hands the same blocks back
-step after step).
+optimiser holds a few dozen parameters, and on a GPU each launch costs the host 10-20 us
+whatever its size (plus the Python around it), so `adam_multi` and `rmsprop_multi`
+update them all in one launch: the kernel gets a table of the arrays' addresses and
+where each parameter's elements begin, and every thread finds its parameter by a binary
+search over those starts. The table is built and copied to the GPU only when the
+addresses change, and reused while they stay the same.
 """
 from __future__ import annotations
 

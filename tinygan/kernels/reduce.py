@@ -10,9 +10,10 @@ axes and the kept ones form at most three blocks: channels-last memory is
     out[k] = sum over r1, r2 of x[r1, k, r2]      x seen as an (R1, K, R2) array.
 
 On a GPU that is one small kernel (a thread block per k, its threads over (r1, r2),
-a tree sum in shared memory: deterministic, one launch). On NumPy arrays (the tests
-check the layout logic there) it is one or two matrix-vector products with a vector of
-ones. Layouts that do not split so fall back to the array library's own sum.
+a tree sum in shared memory: deterministic, one launch); a sum over everything stays
+CuPy's own (one block would be too few). On NumPy arrays it is the kernel's twin,
+`reshape(R1, K, R2).sum(axis=(0, 2))`, so the tests check the layout logic on the CPU.
+Layouts that do not split so fall back to the array library's own sum.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import numpy as np
 from .. import backend
 from . import compile_once
 
-_ones: dict = {}
 _kernels: dict = {}
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -58,13 +58,6 @@ def _sum_runs(t, r1: int, k: int, r2: int):
     return out
 
 
-def _ones_of(xp, n: int, dtype):
-    key = (xp.__name__, n, dtype)
-    if key not in _ones:
-        _ones[key] = xp.ones(n, dtype=dtype)
-    return _ones[key]
-
-
 def sum_generic(a, axes, keepdims=False):
     return a.sum(axis=axes, keepdims=keepdims)
 
@@ -78,9 +71,9 @@ def sum_axes(a, axes, keepdims=False):
 
 
 def _plan(shape, strides, axes, keepdims):
-    """How to sum an array of this shape and these strides over `axes`, or None (no gemv
-    split): (order, pattern, block sizes, kept shape in memory order, the transpose back,
-    the result's shape)."""
+    """How to sum an array of this shape and these strides over `axes`, or None (its
+    memory does not split into summed, kept, summed): (the transpose to memory order,
+    (R1, K, R2), the kept shape in memory order, the transpose back, the result's shape)."""
     ndim = len(shape)
     big = [d for d in range(ndim) if shape[d] > 1]  # size-1 axes lie anywhere
     order = sorted(big, key=lambda d: -strides[d])  # outermost in memory first
@@ -92,38 +85,29 @@ def _plan(shape, strides, axes, keepdims):
         if strides[d] != expected * itemsize:
             return None
         expected *= shape[d]
-    blocks = []  # runs of summed / kept axes in memory order: [summed?, size]
+    runs = [1, 1, 1]  # R1 (summed), K (kept), R2 (summed), in memory order
+    part = 0
     for d in order:
-        summed = d in axes
-        if blocks and blocks[-1][0] == summed:
-            blocks[-1][1] *= shape[d]
+        if d in axes:
+            part = 0 if part == 0 else 2
+        elif part == 2:
+            return None  # kept axes on both sides of a summed one
         else:
-            blocks.append([summed, shape[d]])
-    pattern = tuple(s for s, _ in blocks)
-    if pattern not in _PATTERNS:
-        return None
+            part = 1
+        runs[part] *= shape[d]
     kept = [d for d in order if d not in axes]
     result = [1 if d in axes else shape[d] for d in range(ndim)]
     if not keepdims:
         result = [n for d, n in enumerate(result) if d not in axes]
-    sizes = [n for _, n in blocks]
-    runs = None  # the sum as out[k] = sum of x seen as (R1, K, R2)
-    if pattern == (True, False):
-        runs = (sizes[0], sizes[1], 1)
-    elif pattern == (False, True):
-        runs = (1, sizes[0], sizes[1])
-    elif pattern == (True, False, True):
-        runs = tuple(sizes)
-    return (order + [d for d in range(ndim) if shape[d] == 1], pattern, sizes,
-            [shape[d] for d in kept], [kept.index(d) for d in sorted(kept)], result, runs)
+    return (order + [d for d in range(ndim) if shape[d] == 1], tuple(runs),
+            [shape[d] for d in kept], [kept.index(d) for d in sorted(kept)], result)
 
 
-_PATTERNS = {(), (True,), (False,), (True, False), (False, True), (True, False, True)}
 _plans: dict = {}
 
 
 def sum_over(a, axes, keepdims=False):
-    """a.sum(axis=axes, keepdims=keepdims): one launch on a GPU, two gemv at most on NumPy."""
+    """a.sum(axis=axes, keepdims=keepdims), as out[k] = sum of a seen as (R1, K, R2)."""
     key = (a.shape, a.strides, a.dtype, axes, keepdims)
     plan = _plans.get(key, False)
     if plan is False:
@@ -134,24 +118,14 @@ def sum_over(a, axes, keepdims=False):
         _plans[key] = plan
     if plan is None:
         return sum_generic(a, axes, keepdims)
-    xp = backend.get_array_module(a)
-    order, pattern, sizes, kept_shape, back, result, runs = plan
+    order, runs, kept_shape, back, result = plan
     t = a.transpose(order)  # C-contiguous: the plan checked the strides
-    if pattern == ():  # every axis of size 1
-        out = t.reshape(())
-    elif pattern == (True,):
-        out = t.reshape(-1).sum()
-    elif pattern == (False,):  # only size-1 axes summed
-        out = t.reshape(-1).copy()
-    elif xp is not np:  # (R1, K, R2) in memory: one launch
+    if backend.get_array_module(a) is np:
+        out = t.reshape(runs).sum(axis=(0, 2))  # the kernel's twin
+    elif runs[1] == 1:
+        out = t.reshape(-1).sum()  # a sum over everything: CuPy's own
+    else:
         out = _sum_runs(t, *runs)
-    elif pattern == (True, False):
-        out = _ones_of(xp, sizes[0], a.dtype) @ t.reshape(sizes)
-    elif pattern == (False, True):
-        out = t.reshape(sizes) @ _ones_of(xp, sizes[1], a.dtype)
-    else:  # (True, False, True)
-        inner = t.reshape(sizes[0] * sizes[1], sizes[2]) @ _ones_of(xp, sizes[2], a.dtype)
-        out = _ones_of(xp, sizes[0], a.dtype) @ inner.reshape(sizes[0], sizes[1])
     # `out` holds the kept axes in memory order; give them back their own order
     if len(back) > 1:
         out = out.reshape(kept_shape).transpose(back)
