@@ -14,6 +14,22 @@ import numpy as np
 from .files import atomic_path
 
 
+def _pyplot():
+    """matplotlib's pyplot, drawing off screen (imported only when a figure is drawn)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save_figure(fig, path: str) -> None:
+    """Lay the figure out, write it atomically as a PNG, and free it."""
+    with atomic_path(path) as tmp:
+        fig.tight_layout()
+        fig.savefig(tmp, format="png")
+    _pyplot().close(fig)
+
+
 def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """(N, C, H, W) floats in [-1, 1] -> one uint8 (H', W', C) picture, nrow images a row."""
     images = np.asarray(images, dtype=np.float32)
@@ -46,9 +62,7 @@ def save_grid(images: np.ndarray, path: str, nrow: int | None = None, scale: int
 def save_scatter(fake: np.ndarray, real: np.ndarray, path: str, title: str = "",
                  centers: np.ndarray | None = None) -> None:
     """Generated 2D points over the real mixture."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.scatter(real[:, 0], real[:, 1], s=2, c="#bbbbbb", label="real")
@@ -61,17 +75,12 @@ def save_scatter(fake: np.ndarray, real: np.ndarray, path: str, title: str = "",
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def save_losses_plot(csv_path: str, path: str, title: str = "") -> None:
     """Plot every loss column of losses.csv against the step (light raw, dark smoothed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -94,10 +103,7 @@ def save_losses_plot(csv_path: str, path: str, title: str = "") -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def save_gif(frame_paths: list[str], path: str, ms_per_frame: int = 200) -> None:
@@ -115,9 +121,7 @@ def save_gif(frame_paths: list[str], path: str, ms_per_frame: int = 200) -> None
 
 def save_metric_plot(csv_path: str, path: str, title: str = "") -> None:
     """Plot the first score column of metrics.csv (FID, or modes covered) over training."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -132,18 +136,13 @@ def save_metric_plot(csv_path: str, path: str, title: str = "") -> None:
     ax.set_ylabel(name)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def save_mixture_scatters(runs, method, datasets, seeds, path, n_real: int = 2500) -> None:
     """A mode-collapse study's runs: generated points (red, each run's "samples") over
     n_real points of the real mixture (grey); a row per dataset, a column per seed."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from .data import load
 
@@ -167,19 +166,13 @@ def save_mixture_scatters(runs, method, datasets, seeds, path, n_real: int = 250
             ax.set_title(f"{d} seed {col}: {run['modes_covered']}/{len(mixture.centers)}, "
                          f"{100 * run['high_quality_fraction']:.0f}%", fontsize=7)
     fig.suptitle(f"{method}: generated (red) over real (grey)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def save_score_trajectories(runs, method, datasets, path) -> None:
     """A mode-collapse study's runs: modes covered and high-quality % over training
     (each run's "trajectory"); a line per seed, a row per dataset."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
 
     fig, axes = plt.subplots(len(datasets), 2, figsize=(8, 2.6 * len(datasets)), dpi=100,
                              squeeze=False)
@@ -200,7 +193,4 @@ def save_score_trajectories(runs, method, datasets, path) -> None:
             ax.grid(alpha=0.3)
         left.legend(fontsize=7)
     fig.suptitle(f"{method}: scores over training", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_figure(fig, path)
