@@ -6,8 +6,6 @@ import pytest
 
 from tinygan.data import DataLoader, ImageDataset, load, to_signed_unit, to_uint8
 
-tinygan_tensor = pytest.importorskip("tinygan.tensor", reason="the engine's Tensor is needed")
-
 
 def small(n=10, labelled=True):
     rng = np.random.default_rng(0)
@@ -167,7 +165,7 @@ def test_cuda_batches_equal_cpu_batches():
 
 
 def test_to_uint8_takes_a_tensor():
-    from tinygan.tensor import Tensor
+    from tinygan._tensor import Tensor
     x = to_signed_unit(small().images)
     np.testing.assert_array_equal(to_uint8(Tensor(x)), small().images)
 

@@ -14,7 +14,8 @@ import tinygan
 from tinygan import backend, nn, optim
 from tinygan.gans import DataInfo, build, defaults
 from tinygan.gans import wgan_gp
-from tinygan.tensor import Tensor, enable_grad
+from tinygan._tensor import Tensor
+from tinygan.autograd import enable_grad
 from tinygan.testing import gradcheck
 
 GRAY28 = DataInfo("image", (1, 28, 28), 10)

@@ -16,7 +16,7 @@ import tinygan
 from tinygan import data, train
 from tinygan.gans import DataInfo
 from tinygan.gans.vanilla import VanillaGAN
-from tinygan.tensor import Tensor
+from tinygan._tensor import Tensor
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,9 @@
 """tinygan: a deep-learning engine on NumPy and CuPy, and every classic GAN written out."""
 from . import backend
 from .backend import cuda_is_available
-from .tensor import (Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
-                     set_grad_enabled)
+from ._tensor import Tensor
+from .autograd import (Function, enable_grad, grad, is_grad_enabled, no_grad,
+                       set_grad_enabled)
 from .creation import (arange, empty, from_numpy, full, manual_seed, ones, ones_like, rand,
                        rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
 from . import functional

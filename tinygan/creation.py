@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from ._tensor import Tensor
 
 
 def _resolve_dtype(dtype, default=np.float32):

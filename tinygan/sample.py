@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 
-from . import backend
 
 
 def load_gan(path: str, device: str | None = None, with_data: bool = True):
@@ -44,21 +43,16 @@ def load_gan(path: str, device: str | None = None, with_data: bool = True):
 
 
 def sample(gan, n: int, label: int | None = None, seed: int = 0) -> np.ndarray:
-    """n samples of G as a float32 NumPy array."""
-    from .tensor import Tensor
-    rng = np.random.default_rng(seed)
-    z = Tensor(backend.to_device(rng.standard_normal((n, gan.z_dim)).astype(np.float32),
-                                 gan.device))
+    """n samples of G as a float32 NumPy array (all of class `label`, for a cgan)."""
     labels = None
-    if gan.conditional:
+    if label is not None:
+        if not gan.conditional:
+            raise ValueError(f"--label needs a conditional variant (cgan), not {gan.name}")
         k = gan.info.num_classes
-        if label is not None and not 0 <= label < k:
+        if not 0 <= label < k:
             raise ValueError(f"--label {label} is outside the {k} classes [0, {k})")
-        values = np.full(n, label) if label is not None else rng.integers(0, k, n)
-        labels = Tensor(backend.to_device(values.astype(np.int64), gan.device))
-    elif label is not None:
-        raise ValueError(f"--label needs a conditional variant (cgan), not {gan.name}")
-    return backend.to_numpy(gan.generate(z, labels).data).astype(np.float32)
+        labels = np.full(n, label)
+    return gan.samples(n, seed, labels)
 
 
 def main(argv=None) -> int:

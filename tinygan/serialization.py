@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend
 from .files import atomic_write
-from .tensor import Tensor
+from ._tensor import Tensor
 
 FORMAT = "tinygan-checkpoint"
 VERSION = 1

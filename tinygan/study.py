@@ -137,7 +137,6 @@ def train_and_score(config: dict, folder: str | None = None, fresh: bool = False
     from .gans import DataInfo, build
     from .metrics import mixture_metrics
     from .serialization import load
-    from .tensor import Tensor
 
     start = time.perf_counter()
     backend.manual_seed(config["seed"])
@@ -152,13 +151,9 @@ def train_and_score(config: dict, folder: str | None = None, fresh: bool = False
 
     stream = batches()
     next_batch = lambda: next(stream)  # noqa: E731
-    # G in eval mode (BatchNorm's running statistics), z from its own generator, so
-    # scoring on the way draws nothing from the training's random streams
-    z = np.random.default_rng(config["seed"] + 1).standard_normal(
-        (N_SAMPLES, gan.z_dim)).astype(np.float32)
-
     def score():
-        samples = backend.to_numpy(gan.generate(Tensor(z)).data).astype(np.float64)
+        # from a generator of their own: scoring on the way moves no training randomness
+        samples = gan.samples(N_SAMPLES, config["seed"] + 1).astype(np.float64)
         samples[~np.isfinite(samples)] = 1e6  # far from every mode
         return samples, mixture_metrics(samples, dataset.centers, dataset.std)
 

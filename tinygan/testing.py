@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, enable_grad, grad
+from ._tensor import Tensor
+from .autograd import enable_grad, grad
 
 
 class GradcheckError(AssertionError):

@@ -236,7 +236,7 @@ class Run:
 
     # -- pictures
     def take_samples(self) -> None:
-        from .tensor import Tensor
+        from ._tensor import Tensor
         z = Tensor(backend.to_device(self.fixed_z, self.config["device"]))
         labels = None
         if self.fixed_labels is not None:

@@ -85,7 +85,7 @@ class DataLoader:
     # -- one batch: gathers only
     def _batch(self, start: int, stop: int):
         from .. import backend
-        from ..tensor import Tensor
+        from .._tensor import Tensor
 
         if self.is_mixture:
             points, labels = self._order

@@ -3,21 +3,21 @@
 Importing this package also gives Tensor its operators and methods (`a + b`, `x.sum()`,
 `x.reshape(...)`): each is one line below, pointing at the function that does the work.
 """
-from ..tensor import Tensor
+from .._tensor import Tensor
 from .activation import (leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh)
 from .conv import (col2im, conv2d, conv2d_simple, conv_transpose2d, im2col)
-from .dropout import dropout, embedding
+from .stochastic import dropout
 from .elementwise import (abs, add, astype, clamp, clip, div, exp, log, maximum, minimum, mul,
                           neg, pow, rdiv, rpow, rsqrt, rsub, sqrt, square, sub, where)
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    l1_loss, mse_loss, nll_loss, one_hot)
-from .matmul import linear, matmul
+from .matrix import linear, matmul
 from .norm import batch_norm
-from .pad import pad
 from .pool import avg_pool2d, interpolate, max_pool2d
 from .reduce import amax, amin, logsumexp, max, mean, min, std, sum, var
-from .shape import (broadcast_to, cat, chunk, expand, flatten, getitem, permute, reshape,
-                    split, squeeze, stack, sum_to, transpose, unflatten, unsqueeze, view)
+from .shape import (broadcast_to, cat, chunk, embedding, expand, flatten, getitem, pad,
+                    permute, reshape, split, squeeze, stack, sum_to, transpose, unflatten,
+                    unsqueeze, view)
 
 
 def _compare(op):

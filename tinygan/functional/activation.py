@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .. import backend, kernels
 from ..kernels import activation as activation_kernels
-from ..tensor import Function, Tensor, is_grad_enabled
+from .._tensor import Tensor
+from ..autograd import Function, is_grad_enabled
 from .reduce import logsumexp, sum
 
 

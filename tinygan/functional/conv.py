@@ -34,8 +34,11 @@ import numpy as np
 from .. import backend, kernels
 from ..kernels import im2col as im2col_kernels
 from ..kernels.reduce import sum_axes
-from ..tensor import Function, Tensor, is_grad_enabled
-from .shape import reshape
+from .._tensor import Tensor
+from ..autograd import Function, is_grad_enabled
+from .elementwise import mul
+from .reduce import sum as sum_
+from .shape import getitem, pad, reshape, stack
 
 
 def _pair(v) -> tuple[int, int]:
@@ -230,7 +233,6 @@ class Conv2d(Function):
             gw = conv2d_weight(x, gy, weight.shape[2:], self.stride, self.padding,
                                self.dilation)
         if len(self.inputs) == 3 and needs[2]:
-            from .reduce import sum as sum_
             gb = sum_(gy, (0, 2, 3))
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
 
@@ -274,7 +276,6 @@ class ConvTranspose2d(Function):
             gw = conv2d_weight(gy, x, weight.shape[2:], self.stride, self.padding,
                                self.dilation)
         if len(self.inputs) == 3 and needs[2]:
-            from .reduce import sum as sum_
             gb = sum_(gy, (0, 2, 3))
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
 
@@ -371,10 +372,6 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
 def conv2d_simple(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
                   padding=0) -> Tensor:
     """Textbook convolution, one output pixel at a time (slow; a reference for tests)."""
-    from .elementwise import mul
-    from .reduce import sum as sum_
-    from .shape import getitem, stack
-    from .pad import pad
     out_c, in_c, kh, kw = weight.shape
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)

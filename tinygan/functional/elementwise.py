@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import backend
 from ..kernels import in_memory_order
-from ..tensor import Function, Tensor, as_tensor
+from .._tensor import Tensor, as_tensor
+from ..autograd import Function
 from .shape import sum_to
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .. import backend, kernels
 from ..kernels import activation as activation_kernels
-from ..tensor import Function, Tensor, as_tensor, is_grad_enabled
+from .._tensor import Tensor, as_tensor
+from ..autograd import Function, is_grad_enabled
 from .activation import log_softmax, sigmoid
 from .elementwise import clamp, log
 from .reduce import mean, sum

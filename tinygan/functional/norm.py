@@ -4,7 +4,8 @@ from __future__ import annotations
 from .. import backend, kernels
 from ..kernels import batchnorm as batchnorm_kernels
 from ..kernels.reduce import sum_axes
-from ..tensor import Function, Tensor, is_grad_enabled
+from .._tensor import Tensor
+from ..autograd import Function, is_grad_enabled
 from .reduce import mean, sum
 from .shape import reshape
 

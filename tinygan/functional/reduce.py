@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .. import backend
 from ..kernels.reduce import sum_axes
-from ..tensor import Function, Tensor
+from .._tensor import Tensor
+from ..autograd import Function
 from .shape import broadcast_to, reshape
 
 

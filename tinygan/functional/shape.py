@@ -1,5 +1,6 @@
 """Ops that move numbers around without changing them: reshape, permute, broadcast,
-sum_to (broadcasting undone), indexing, concatenation, device moves."""
+sum_to (broadcasting undone), indexing and embedding lookup, padding, concatenation,
+device moves."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,7 +9,8 @@ import numpy as np
 
 from .. import backend
 from ..kernels.reduce import sum_axes
-from ..tensor import Function, Tensor, as_tensor
+from .._tensor import Tensor, as_tensor
+from ..autograd import Function
 
 
 def _shape_arg(shape):
@@ -97,10 +99,6 @@ def transpose(x: Tensor, dim0: int = 0, dim1: int = 1) -> Tensor:
     axes = list(range(x.ndim))
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
     return permute(x, tuple(axes))
-
-
-def T(x: Tensor) -> Tensor:
-    return permute(x, tuple(reversed(range(x.ndim))))
 
 
 class BroadcastTo(Function):
@@ -215,6 +213,41 @@ class GetItemGrad(Function):
 def getitem(x: Tensor, index) -> Tensor:
     """x[index], with the gradient scattered back (summed where an index repeats)."""
     return GetItem(_index_arg(index))(x)
+
+
+def embedding(input: Tensor, weight: Tensor) -> Tensor:
+    """Rows of weight (num_embeddings, dim) picked by integer indices."""
+    idx = input.data if isinstance(input, Tensor) else input
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: an index is outside [0, {weight.shape[0]})")
+    return getitem(weight, idx)
+
+
+class Pad(Function):
+    """y = x surrounded by a constant; the gradient is the centre of gy."""
+
+    def __init__(self, widths, value):
+        self.widths, self.value = widths, value
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.pad(x, self.widths, constant_values=self.value)
+
+    def backward(self, gy):
+        index = tuple(slice(lo, gy.shape[i] - hi) for i, (lo, hi) in enumerate(self.widths))
+        return getitem(gy, index)
+
+
+def pad(x: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
+    """Pad the last len(pad)//2 dims; pad = (left, right, top, bottom, ...) as PyTorch."""
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {x.ndim} dims")
+    widths = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        widths[x.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    return Pad(tuple(widths), value)(x)
 
 
 class Cat(Function):

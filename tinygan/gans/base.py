@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tensor import Tensor, no_grad
+import numpy as np
+
+from .. import backend
+from .._tensor import Tensor
+from ..autograd import no_grad
 from ..creation import randint, randn
 from .. import optim
 from .remedies import feature_matching_loss, pack
@@ -125,6 +129,28 @@ class GAN:
             out = self.G(z, labels) if self.conditional else self.G(z)
         self.G.train(was_training)
         return out
+
+    def samples(self, n: int, seed: int = 0, labels=None,
+                batch_size: int | None = None) -> np.ndarray:
+        """n samples of G as float32 NumPy, from a random generator of their own.
+
+        z ~ N(0, I), then (for a conditional G, unless `labels` gives them) uniform labels,
+        all drawn from `numpy.random.default_rng(seed)`: sampling never moves the
+        training's random numbers, and the same seed gives the same samples. G runs in
+        eval mode, `batch_size` samples at a time (all at once when None).
+        """
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, self.z_dim)).astype(np.float32)
+        if self.conditional and labels is None:
+            labels = rng.integers(0, self.info.num_classes, n)
+        step = batch_size or max(n, 1)
+        out = []
+        for start in range(0, n, step):
+            zs = Tensor(backend.to_device(z[start:start + step], self.device))
+            ys = None if labels is None else Tensor(backend.to_device(
+                np.asarray(labels[start:start + step], dtype=np.int64), self.device))
+            out.append(backend.to_numpy(self.generate(zs, ys).data).astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, *self.info.shape), np.float32)
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(),

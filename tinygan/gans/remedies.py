@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import nn
-from ..tensor import Tensor
+from .._tensor import Tensor
 from ..creation import full, randn
 
 

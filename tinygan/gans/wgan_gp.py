@@ -10,7 +10,7 @@ BatchNorm would couple the samples of a batch.
 """
 from __future__ import annotations
 
-from ..tensor import grad
+from ..autograd import grad
 from ..creation import rand
 from .nets import dcgan_discriminator, mlp_discriminator
 from .base import GAN

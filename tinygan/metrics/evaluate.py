@@ -34,8 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
-from ..tensor import Tensor
 from .coverage import class_coverage
 from .features import FeatureNetwork, feature_network
 from .frechet import feature_statistics, frechet_distance
@@ -60,22 +58,8 @@ class EvaluationError(ValueError):
 
 
 def generate(gan, n: int, batch_size: int = 500, seed: int = 0) -> np.ndarray:
-    """n samples of G as float32 NumPy, drawn in batches; labels uniform for a conditional G.
-
-    Its own random generator (seeded) so that scoring never moves the training's RNG.
-    """
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        z = Tensor(backend.to_device(rng.standard_normal((m, gan.z_dim)).astype(np.float32),
-                                     gan.device))
-        labels = None
-        if gan.conditional:
-            labels = Tensor(backend.to_device(
-                rng.integers(0, gan.info.num_classes, m).astype(np.int64), gan.device))
-        out.append(backend.to_numpy(gan.generate(z, labels).data).astype(np.float32))
-    return np.concatenate(out) if out else np.zeros((0, *gan.info.shape), np.float32)
+    """n samples of G as float32 NumPy, 500 at a time; labels uniform for a conditional G."""
+    return gan.samples(n, seed, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------------ the real side

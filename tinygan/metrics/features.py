@@ -35,7 +35,8 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import nn
-from ..tensor import Tensor, no_grad
+from .._tensor import Tensor
+from ..autograd import no_grad
 from ..creation import manual_seed
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor
+from .._tensor import Tensor
 from . import init
 from .module import Module
 from .parameter import Parameter

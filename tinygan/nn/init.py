@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, no_grad
+from .._tensor import Tensor
+from ..autograd import no_grad
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from .._tensor import Tensor
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])

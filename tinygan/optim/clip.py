@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..backend import get_array_module
-from ..tensor import Tensor
+from .._tensor import Tensor
 
 
 def _tensors(params) -> list:

@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 
 from .. import backend, kernels
-from ..tensor import Tensor, enable_grad
+from .._tensor import Tensor
+from ..autograd import enable_grad
 
 
 class Optimizer:

@@ -1,4 +1,4 @@
 """Helpers that act on modules: spectral normalisation."""
-from .spectral_norm import SpectralNorm, remove_spectral_norm, spectral_norm
+from .spectral import SpectralNorm, remove_spectral_norm, spectral_norm
 
 __all__ = ["SpectralNorm", "remove_spectral_norm", "spectral_norm"]

@@ -8,7 +8,7 @@ forward.
 from __future__ import annotations
 
 from ... import backend
-from ...tensor import Tensor
+from ..._tensor import Tensor
 from ..module import Module
 from ..parameter import Parameter
 

@@ -1,9 +1,8 @@
-"""Dropout and embedding lookup."""
+"""Dropout: elements zeroed at random (Srivastava et al. 2014)."""
 from __future__ import annotations
 
 from .. import backend
-from ..tensor import Tensor
-from .shape import getitem
+from .._tensor import Tensor
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, mask=None) -> Tensor:
@@ -40,13 +39,3 @@ def _uniform_like(x: Tensor):
                                            dtype=x.dtype)
     inverse = sorted(range(data.ndim), key=lambda d: order[d])
     return u.transpose(inverse)
-
-
-def embedding(input: Tensor, weight: Tensor) -> Tensor:
-    """Rows of weight (num_embeddings, dim) picked by integer indices."""
-    idx = input.data if isinstance(input, Tensor) else input
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
-        raise IndexError(f"embedding: an index is outside [0, {weight.shape[0]})")
-    return getitem(weight, idx)

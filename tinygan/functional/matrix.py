@@ -1,7 +1,8 @@
 """Matrix products: matmul (batched, broadcasting) and linear (x W^T + b)."""
 from __future__ import annotations
 
-from ..tensor import Function, Tensor
+from .._tensor import Tensor
+from ..autograd import Function
 from .shape import reshape, sum_to, transpose
 
 
