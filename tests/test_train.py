@@ -14,6 +14,7 @@ import pytest
 
 import tinygan
 from tinygan import data, train
+from tinygan import run as run_module
 from tinygan.gans import DataInfo
 from tinygan.gans.vanilla import VanillaGAN
 from tinygan._tensor import Tensor
@@ -39,7 +40,7 @@ def _cheap_plots(request, monkeypatch):
 
     def losses_plot(csv_path, path, *args, **kwargs):
         open(path, "wb").close()
-    for module in (train, plots):
+    for module in (run_module, plots):
         monkeypatch.setattr(module, "save_scatter", scatter)
         monkeypatch.setattr(module, "save_losses_plot", losses_plot)
 
@@ -78,9 +79,9 @@ def resumed_run(folder, argv=(), samples=8):
 
 def _trim(run, samples):
     if run.info.kind == "image":
-        run.fixed_z = run.fixed_z[:samples]
-        if run.fixed_labels is not None:
-            run.fixed_labels = run.fixed_labels[:samples]
+        run.grid_size = samples
+        if run.grid_labels is not None:
+            run.grid_labels = run.grid_labels[:samples]
     return run
 
 
@@ -337,24 +338,28 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(folders, tmp_path, mo
     err = capsys.readouterr().err
     assert code == 1
     assert "step 6: g_loss is nan" in err
-    # the checkpoint of the epoch that ended at step 5, not the diverged step
-    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 5
-    assert [r[0] for r in loss_rows(folder)[1:]] == ["1", "2", "3", "4", "5"]
+    # the checkpoint of the epoch that ended at step 4, not the diverged step
+    assert "the last good checkpoint" in err and "(step 4)" in err and "--resume" in err
+    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 4
+    assert [r[0] for r in loss_rows(folder)[1:]][:4] == ["1", "2", "3", "4"]
 
 
-def test_inf_loss_before_any_checkpoint_says_so(tmp_path, monkeypatch, capsys):
+def test_inf_loss_before_the_first_epoch_ends_keeps_the_start(tmp_path, monkeypatch, capsys):
     _step_that(monkeypatch, 2, lambda losses: dict(losses, d_loss=float("inf")))
     code = train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "5",
                        "--no-progress", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 1 and "step 2: d_loss is inf" in err and "no checkpoint" in err
+    assert code == 1 and "step 2: d_loss is inf" in err
+    # every run is saved as it starts, so even this folder resumes
+    assert "(step 0)" in err and f"--resume {tmp_path / 'run'}" in err
+    assert tinygan.load(tmp_path / "run/checkpoints/latest.npz")["step"] == 0
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    _step_that(monkeypatch, 1, lambda losses: dict(losses, d_loss=float("nan")))
     folder = tmp_path / "run"
     assert train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "3",
-                       "--no-progress", "--out", str(folder)]) == 1
+                       "--no-progress", "--out", str(folder)]) == 0
+    os.remove(folder / "checkpoints/latest.npz")
     capsys.readouterr()
     assert train.main(["--resume", str(folder), "--no-progress"]) == 2
     assert "error: no checkpoint at" in capsys.readouterr().err
@@ -369,20 +374,55 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path, capsys):
     assert code == 1 and ("is nan" in err or "is inf" in err), err
 
 
-def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, monkeypatch, capsys):
-    def interrupt(losses):
-        raise KeyboardInterrupt
-    _step_that(monkeypatch, 3, interrupt)
-    folder = tmp_path / "run"
-    code = train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "5",
-                       "--no-progress", "--out", str(folder)])
-    assert code == 130
-    assert "interrupted at step 2" in capsys.readouterr().err
-    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 2
+def test_sigterm_finishes_the_step_saves_and_exits_143(tmp_path, monkeypatch, capsys):
+    import signal
+    common = ["vanilla", "ring8", "--batch-size", "4", "--steps", "5", "--no-progress"]
+    assert train.main(common + ["--out", str(tmp_path / "A")]) == 0
+
+    def terminate(losses):  # as a cluster scheduler or `timeout` would, during step 3
+        os.kill(os.getpid(), signal.SIGTERM)
+        return losses
+    _step_that(monkeypatch, 3, terminate)
+    folder = tmp_path / "B"
+    assert train.main(common + ["--out", str(folder)]) == 143
+    err = capsys.readouterr().err
+    assert "interrupted at step 3" in err and f"--resume {folder}" in err
+    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 3
     monkeypatch.undo()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert train.main(["--resume", str(folder), "--no-progress"]) == 0
-    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 5
+    assert_same_checkpoint(tmp_path / "A/checkpoints/latest.npz",
+                           folder / "checkpoints/latest.npz")
+    assert loss_rows(tmp_path / "A") == loss_rows(folder)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch,
+                                                                    capsys):
+    import signal
+    common = ["vanilla", "ring8", "--batch-size", "4", "--steps", "5", "--no-progress",
+              "--checkpoint-every", "2"]
+    assert train.main(common + ["--out", str(tmp_path / "A")]) == 0
+    from tinygan.gans import vanilla
+    calls = {"n": 0}
+    real_update = vanilla.update
+
+    def update(optimizer, loss):  # two Ctrl-Cs in step 3, between D's update and G's
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        real_update(optimizer, loss)
+    monkeypatch.setattr(vanilla, "update", update)
+    folder = tmp_path / "B"
+    assert train.main(common + ["--out", str(folder)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted during step 3; not saved" in err and "step 2 is kept" in err
+    assert tinygan.load(folder / "checkpoints/latest.npz")["step"] == 2
+    monkeypatch.setattr(vanilla, "update", real_update)
+    assert train.main(["--resume", str(folder), "--no-progress"]) == 0
+    assert_same_checkpoint(tmp_path / "A/checkpoints/latest.npz",
+                           folder / "checkpoints/latest.npz")
+    assert loss_rows(tmp_path / "A") == loss_rows(folder)
 
 
 def test_ctrl_c_during_a_step_finishes_it_and_resumes_bit_identically(tmp_path, monkeypatch,

@@ -46,10 +46,14 @@ def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) ->
     return grid
 
 
-def save_grid(images: np.ndarray, path: str, nrow: int | None = None, scale: int = 1) -> None:
-    """Save (N, C, H, W) images in [-1, 1] as one PNG grid."""
+def save_grid(images: np.ndarray, path: str, nrow: int | None = None,
+              scale: int | None = None) -> None:
+    """Save (N, C, H, W) images in [-1, 1] as one PNG grid; small images (32 pixels or
+    less) are drawn twice their size unless `scale` says otherwise."""
     from PIL import Image
 
+    if scale is None:
+        scale = 2 if images.shape[-1] <= 32 else 1
     grid = image_grid(images, nrow)
     picture = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
     if scale > 1:

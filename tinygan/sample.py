@@ -1,7 +1,8 @@
 """`python -m tinygan.sample RUN_OR_CHECKPOINT -n N --out FILE [--label K] [--seed S]`
 
-Writes a PNG grid of N samples, or with an .npz FILE the raw samples (float32 NCHW in
-[-1, 1] under the key `images`; for 2D data an (N, 2) array).
+Writes a PNG grid of N samples (drawn as the training's grids are), or with an .npz FILE
+the raw samples (float32 NCHW in [-1, 1] under the key `images`; for 2D data an (N, 2)
+array).
 """
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ import sys
 
 import numpy as np
 
+from . import data
+from .files import atomic_path
+from .gans import DataInfo, build
+from .plots import save_grid, save_scatter
+from .run_folder import CHECKPOINT_KEYS
+from .serialization import CheckpointError, load
 
 
 def load_gan(path: str, device: str | None = None, with_data: bool = True):
@@ -19,13 +26,15 @@ def load_gan(path: str, device: str | None = None, with_data: bool = True):
 
     Returns (gan, config, dataset). with_data=False skips loading an image dataset (the
     dataset is then None): the checkpoint knows the images' shape and classes."""
-    from .gans import DataInfo, build
-    from .serialization import load
     checkpoint = path if path.endswith(".npz") else os.path.join(path, "checkpoints",
                                                                  "latest.npz")
     if not os.path.exists(checkpoint):
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
     state = load(checkpoint, device=device or "cpu")
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"{checkpoint} is not a training checkpoint (it has no "
+                         f"{', '.join(repr(k) for k in missing)})")
     config = json.loads(state["config"])
     config["device"] = device or "cpu"
     saved = state.get("info")
@@ -33,12 +42,15 @@ def load_gan(path: str, device: str | None = None, with_data: bool = True):
         dataset, info = None, DataInfo(saved["kind"], tuple(saved["shape"]),
                                        int(saved["num_classes"]))
     else:  # 2D: the scatter draws the real mixture too (and old checkpoints lack "info")
-        from . import data
         dataset = data.load(config["dataset"], root=config.get("data_dir"),
                             size=config.get("image_size"))
         info = DataInfo.of(dataset)
     gan = build(config["variant"], config, info)
-    gan.load_state_dict(state["gan"])
+    try:
+        gan.load_state_dict(state["gan"])
+    except (RuntimeError, KeyError) as e:
+        raise ValueError(f"{checkpoint} does not fit a {config['variant']} GAN on "
+                         f"{config['dataset']} ({str(e).splitlines()[-1].strip()})") from None
     return gan, config, dataset
 
 
@@ -66,20 +78,24 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     try:
+        if args.n < 1:
+            raise ValueError(f"-n must be at least 1, got {args.n}")
         gan, config, dataset = load_gan(args.run, args.device, with_data=False)
         images = sample(gan, args.n, args.label, args.seed)
-    except (FileNotFoundError, ValueError) as e:
+        if args.out.endswith(".npz"):
+            with atomic_path(args.out) as tmp:
+                np.savez(tmp, images=images)
+        elif gan.info.kind == "points":
+            real = dataset.sample(len(images), np.random.default_rng(0))[0]
+            save_scatter(images, real, args.out, centers=np.asarray(dataset.centers))
+        else:
+            save_grid(images, args.out, nrow=int(np.ceil(np.sqrt(args.n))))
+    except (FileNotFoundError, ValueError, RuntimeError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from .plots import atomic_path, save_grid, save_scatter
-    if args.out.endswith(".npz"):
-        with atomic_path(args.out) as tmp:
-            np.savez(tmp, images=images)
-    elif gan.info.kind == "points":
-        real = dataset.sample(len(images), np.random.default_rng(0))[0]
-        save_scatter(images, real, args.out, centers=np.asarray(dataset.centers))
-    else:
-        save_grid(images, args.out, nrow=int(np.ceil(np.sqrt(args.n))))
+    except OSError as e:
+        print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.n} samples to {args.out}")
     return 0
 

@@ -44,7 +44,13 @@ import time
 
 import numpy as np
 
+from .data import load as load_data
+from .files import atomic_path
+from .gans import DataInfo, defaults
+from .metrics import mixture_metrics
 from .plots import save_mixture_scatters, save_score_trajectories
+from .serialization import load, save
+from .training import Training, TrainingDiverged
 
 #: method -> (variant, the remedy's settings on top of the variant's 2D defaults)
 METHODS = {
@@ -73,10 +79,8 @@ def run_config(method: str, dataset: str, seed: int, steps: int | None,
     samples, so packing m draws m x batch_size samples (`--batch-size 200 --pack 2` to
     `python -m tinygan.train`), and the comparison with vanilla is at equal D batches.
     """
-    from .data import load
-    from .gans import DataInfo, defaults
     variant, remedy = METHODS[method]
-    config = defaults(variant, DataInfo.of(load(dataset)))
+    config = defaults(variant, DataInfo.of(load_data(dataset)))
     config.update(remedy)
     if steps is not None:
         config["steps"] = int(steps)
@@ -121,84 +125,60 @@ def finished_run(folder: str | None, config: dict) -> dict | None:
                          "delete it or give --fresh") from e
 
 
-def _save_checkpoint(path: str, state: dict) -> None:
-    from .serialization import save
-    save(state, path)
-
-
 def train_and_score(config: dict, folder: str | None = None, fresh: bool = False) -> dict:
-    """Train one GAN as tinygan.train's loop does, then score 2,500 of its samples.
+    """Train one GAN with tinygan.train's loop, then score 2,500 of its samples.
 
     With a `folder` (the study's runs/), the run is checkpointed every CHECKPOINT_EVERY
     steps and resumes from the checkpoint of the same settings there (unless `fresh`);
     the finished run is written there too, and its checkpoint removed.
     """
-    from . import backend, data
-    from .gans import DataInfo, build
-    from .metrics import mixture_metrics
-    from .serialization import load
-
     start = time.perf_counter()
-    backend.manual_seed(config["seed"])
-    dataset = data.load(config["dataset"])
-    loader = data.DataLoader(dataset, config["batch_size"], shuffle=True, drop_last=True,
-                             seed=config["seed"], device="cpu")
-    gan = build(config["variant"], config, DataInfo.of(dataset))
+    training = Training(config)
+    dataset = training.dataset
 
-    def batches():
-        while True:
-            yield from loader
-
-    stream = batches()
-    next_batch = lambda: next(stream)  # noqa: E731
     def score():
         # from a generator of their own: scoring on the way moves no training randomness
-        samples = gan.samples(N_SAMPLES, config["seed"] + 1).astype(np.float64)
+        samples = training.gan.samples(N_SAMPLES, config["seed"] + 1).astype(np.float64)
         samples[~np.isfinite(samples)] = 1e6  # far from every mode
         return samples, mixture_metrics(samples, dataset.centers, dataset.std)
 
-    diverged = None
     trajectory = []  # the scores every `log_every` steps
     log_every = int(config.get("log_every") or 0)
-    steps = int(config["steps"])
-    done, seconds_before = 0, 0.0
+    seconds_before = 0.0
     checkpoint = run_path(folder, config, ".npz") if folder else None
     if checkpoint and not fresh and os.path.exists(checkpoint):
         state = load(checkpoint)
         if json.loads(state["config"]) == _plain(config):
-            gan.load_state_dict(state["gan"])
-            backend.set_rng_state(state["rng"])
-            loader.load_state_dict(state["loader"])
-            done, seconds_before = int(state["step"]), float(state["seconds"])
-            trajectory = json.loads(state["trajectory"])
+            training.load_state_dict(state)
+            seconds_before, trajectory = float(state["seconds"]), json.loads(state["trajectory"])
             print(f"  {config['method']} {config['dataset']} seed {config['seed']}: resumed "
-                  f"at step {done} from {checkpoint}", flush=True)
-    schedulers = gan.lr_schedulers(steps, done)
-    for step in range(done + 1, steps + 1):
-        losses = gan.step(next_batch)
-        for scheduler in schedulers:
-            scheduler.step()
-        if not all(math.isfinite(v) for v in losses.values()):
-            # a diverged run is a result too: its samples score 0 modes, 0% quality
-            diverged = step
-            break
-        if log_every and step % log_every == 0 and step < steps:
+                  f"at step {training.step} from {checkpoint}", flush=True)
+
+    def elapsed() -> float:
+        return seconds_before + time.perf_counter() - start
+
+    def log_scores(training, losses):
+        if log_every and training.step % log_every == 0 and not training.finished:
             scores = score()[1]
-            trajectory.append({"step": step, **{k: scores[k] for k in SCORES}})
+            trajectory.append({"step": training.step, **{k: scores[k] for k in SCORES}})
             print(f"  {config['method']} {config['dataset']} seed {config['seed']} step "
-                  f"{step}: {_scores(scores)} "
-                  f"({seconds_before + time.perf_counter() - start:.0f} s)", flush=True)
-        if checkpoint and step % CHECKPOINT_EVERY == 0 and step < steps:
-            _save_checkpoint(checkpoint, {
-                "gan": gan.state_dict(), "step": step, "rng": backend.get_rng_state(),
-                "loader": loader.state_dict(), "config": json.dumps(config),
-                "trajectory": json.dumps(trajectory),
-                "seconds": seconds_before + time.perf_counter() - start})
-    seconds = seconds_before + time.perf_counter() - start
+                  f"{training.step}: {_scores(scores)} ({elapsed():.0f} s)", flush=True)
+
+    def save_checkpoint(training, losses):
+        if checkpoint and training.step % CHECKPOINT_EVERY == 0 and not training.finished:
+            save({**training.state_dict(), "trajectory": json.dumps(trajectory),
+                  "seconds": elapsed()}, checkpoint)
+
+    diverged = None
+    try:
+        training.fit([log_scores, save_checkpoint])
+    except TrainingDiverged:  # a diverged run is a result too: its samples score 0 modes
+        diverged = training.step
+    seconds = elapsed()
 
     samples, scores = score()
     run = {"method": config["method"], "dataset": config["dataset"],
-           "seed": config["seed"], "steps": steps,
+           "seed": config["seed"], "steps": training.steps,
            "seconds": round(seconds, 2), "diverged_at": diverged, **scores,
            # 9 digits hold a float32 exactly; the scores above come from the full values
            "samples": [[float(f"{v:.9g}") for v in row] for row in samples]}
@@ -385,7 +365,6 @@ def _num(x: float) -> str:
 
 
 def _write_text(path: str, text: str) -> None:
-    from .plots import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
