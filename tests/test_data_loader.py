@@ -115,9 +115,9 @@ def test_resume_at_epoch_boundary_and_break():
         if len(got) == 2:
             break
     got += batches(run)
-    state = run.get_state()
+    state = run.state_dict()
     other = DataLoader(data, batch_size=3)
-    other.set_state(state)
+    other.load_state_dict(state)
     got += batches(other)
     for (xg, yg), (xe, ye) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(xg, xe)

@@ -14,10 +14,10 @@ from .idx import read_idx, write_idx
 from .loader import DataLoader, loader_benchmark
 from .mixtures import GaussianMixture2D, grid25, ring8
 from .paths import cache_dir
-from .registry import DATASETS, NAMES, load
+from .registry import DATASETS, NAMES, load, stacked_mnist
 from .transforms import to_signed_unit, to_uint8
 
 __all__ = ["load", "DataLoader", "NAMES", "DATASETS", "ImageDataset", "GaussianMixture2D",
            "DatasetError", "DatasetNotFoundError", "DownloadError", "to_signed_unit",
            "to_uint8", "loader_benchmark", "read_idx", "write_idx", "load_folder", "ring8",
-           "grid25", "cache_dir"]
+           "grid25", "stacked_mnist", "cache_dir"]

@@ -14,8 +14,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from ..files import atomic_write
 from .dataset import DatasetError
-from .paths import atomic_write_bytes, made_dirs
+from .paths import made_dirs
 
 CONNECT_TIMEOUT = 5.0   # seconds to open a connection: fail fast when offline
 READ_TIMEOUT = 30.0     # seconds a read may wait for the next bytes before we call it stalled
@@ -67,7 +68,7 @@ def _fetch(url: str, dest: Path, md5: str, connect_timeout: float, read_timeout:
                     f"{dest}: MD5 checksum mismatch for {url}: expected {md5}, "
                     f"got {digest.hexdigest()} (the file was not kept)")
 
-        atomic_write_bytes(dest, write)
+        atomic_write(dest, write)
 
 
 def download(urls: list[str], dest: Path, md5: str, connect_timeout: float | None = None,

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
 from .dataset import DatasetError, ImageDataset
 from .images import GRAY_MODES, IMAGE_EXTENSIONS, decode_many, is_image_name, probe_image
-from .paths import atomic_write_bytes, cache_dir, made_dirs
+from .paths import cache_dir, made_dirs
 
 DEFAULT_SIZE = 64
 CACHE_VERSION = 1  # bump when the decoding policy changes, so old caches are not reused
@@ -92,10 +93,10 @@ def cache_store(name: str, key: dict, images: np.ndarray, labels, meta: dict) ->
     meta = dict(meta, count=len(images), labelled=labels is not None, key=key)
     try:
         with made_dirs(entry):
-            atomic_write_bytes(entry / "images.npy", lambda f: np.save(f, images))
+            atomic_write(entry / "images.npy", lambda f: np.save(f, images))
             if labels is not None:
-                atomic_write_bytes(entry / "labels.npy", lambda f: np.save(f, labels))
-            atomic_write_bytes(entry / "meta.json", lambda f: f.write(json.dumps(meta).encode()))
+                atomic_write(entry / "labels.npy", lambda f: np.save(f, labels))
+            atomic_write(entry / "meta.json", lambda f: f.write(json.dumps(meta).encode()))
     except OSError as e:  # a read-only cache only costs speed
         warnings.warn(f"could not cache decoded images in {entry}: {e}", stacklevel=3)
 

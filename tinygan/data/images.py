@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .dataset import DatasetError
 
@@ -33,8 +34,6 @@ def is_image_name(name: str) -> bool:
 
 def _flatten(img, gray: bool):
     """`img` as a PIL image in mode L (gray) or RGB, alpha composited on white."""
-    from PIL import Image
-
     if img.mode.startswith("I;16"):  # keep the high byte rather than clipping at 255
         img = Image.fromarray((np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8))
     if img.mode == "P":
@@ -47,7 +46,7 @@ def _flatten(img, gray: bool):
     return img.convert("L" if gray else "RGB")
 
 
-def centre_square(img: "Image.Image") -> "Image.Image":
+def centre_square(img: Image.Image) -> Image.Image:
     """The central square of an image, its side the shorter of width and height."""
     w, h = img.size
     side = min(w, h)
@@ -57,8 +56,6 @@ def centre_square(img: "Image.Image") -> "Image.Image":
 
 def decode_image(source, gray: bool, size: int | None = None) -> np.ndarray:
     """One image file (a path or bytes) as uint8 (C, H, W), cropped and resized if `size`."""
-    from PIL import Image
-
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     with Image.open(fp) as img:
         img.load()  # decode now, so a truncated file fails here
@@ -71,8 +68,6 @@ def decode_image(source, gray: bool, size: int | None = None) -> np.ndarray:
 
 def probe_image(path: Path) -> tuple[str, tuple[int, int]]:
     """(mode, (width, height)) from a file's header, without decoding its pixels."""
-    from PIL import Image
-
     with Image.open(path) as img:
         return img.mode, img.size
 

@@ -19,6 +19,9 @@ import time
 
 import numpy as np
 
+from .. import backend
+from .._tensor import Tensor
+from .registry import load
 from .transforms import to_signed_unit
 
 
@@ -27,8 +30,6 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 64, shuffle: bool = True,
                  drop_last: bool = True, seed: int | None = None, device: str | None = None):
-        from .. import backend  # lazily, so tinygan.data imports with NumPy alone
-
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset = dataset
@@ -84,9 +85,6 @@ class DataLoader:
 
     # -- one batch: gathers only
     def _batch(self, start: int, stop: int):
-        from .. import backend
-        from .._tensor import Tensor
-
         if self.is_mixture:
             points, labels = self._order
             x, y = points[start:stop], labels[start:stop]
@@ -124,9 +122,6 @@ class DataLoader:
         self._rng.bit_generator.state = copy.deepcopy(state["rng_state"])
         self.position = state["position"]
 
-    get_state = state_dict      # the names used elsewhere for the same thing
-    set_state = load_state_dict
-
     def __repr__(self) -> str:
         return (f"DataLoader({getattr(self.dataset, 'name', self.dataset)!r}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
@@ -139,8 +134,6 @@ def loader_benchmark(name: str = "mnist", batch_size: int = 64, batches: int = 2
 
     `python -c "import tinygan.data as d; print(d.loader_benchmark())"`
     """
-    from .registry import load
-
     dataset = load(name, root=root, download=False) if isinstance(name, str) else name
     loader = DataLoader(dataset, batch_size, shuffle=True, seed=0, device=device)
     done = 0

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..files import atomic_write
 from .dataset import DatasetError
 
 # The repository's datasets/ folder, next to the tinygan package (found after `pip install -e .`).
@@ -77,11 +76,6 @@ def made_dirs(path: Path) -> Iterator[Path]:
             except OSError:
                 pass
         raise
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call `write(file)` on a temp file in path's folder, then rename it onto `path`."""
-    atomic_write(path, write)
 
 
 def safe_member_name(archive: Path, name: str) -> str:

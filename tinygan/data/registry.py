@@ -7,7 +7,7 @@ from .folders import load_folder
 from .mixtures import NOTIONAL_EPOCH_SIZE, GaussianMixture2D, grid25, ring8
 from .mnist import load_fashion_mnist, load_mnist, load_sample
 from .photos import load_celeba, load_flowers
-from .stacked import stacked_mnist
+from .stacked import stack_digits
 
 # name -> (loader(split, root, download, size, epoch_size), one-line description)
 DATASETS = {
@@ -50,3 +50,9 @@ def load(name: str, split: str = "train", root=None, download: bool = True,
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}")
     return DATASETS[name][0](split, root, download, size, epoch_size)
+
+
+def stacked_mnist(split: str = "train", n: int | None = None, seed: int = 0, root=None,
+                  source: str = "mnist") -> ImageDataset:
+    """Stacked MNIST (stacked.py): n seeded stacks of three digits of `source`'s split."""
+    return stack_digits(load(source, split, root=root), n, seed)

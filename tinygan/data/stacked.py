@@ -1,33 +1,33 @@
 """Stacked MNIST: three MNIST digits as the three colour channels, 1,000 modes.
 
 The mode-collapse benchmark of Metz et al. 2017 ("Unrolled GANs", sec. 3.3.2), used by
-VEEGAN and PacGAN too. Its mode count is in tinygan.metrics.stacked_mnist.
+VEEGAN and PacGAN too. `load("stacked-mnist")` (registry.py) stacks MNIST's digits with
+`stack_digits`; the mode count is in tinygan.metrics.stacked.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .dataset import DatasetError, ImageDataset
+
 SIZES = {"train": 60_000, "test": 10_000}
 
 
-def stacked_mnist(split: str = "train", n: int | None = None, seed: int = 0, root=None,
-                  source: str = "mnist"):
+def stack_digits(digits: ImageDataset, n: int | None = None, seed: int = 0) -> ImageDataset:
     """An ImageDataset of n uint8 (3, 28, 28) images; labels 100 d0 + 10 d1 + d2.
 
-    Each channel is a digit drawn uniformly (with replacement) from `source`'s split (full
-    MNIST, or the bundled 10k sample when MNIST is absent), so the 1,000 modes are equally
-    likely. n defaults to 60,000 for train and 10,000 for test. Seeded: the same call gives
-    the same images.
+    Each channel is a digit drawn uniformly (with replacement) from `digits`, a labelled
+    1-channel train or test split (full MNIST, or the bundled 10k sample), so the 1,000
+    modes are equally likely. n defaults to 60,000 for train and 10,000 for test. Seeded:
+    the same call gives the same images.
     """
-    from .dataset import DatasetError, ImageDataset
-    from .registry import load
+    split = digits.split
     if split not in SIZES:
         raise DatasetError(f"stacked-mnist: unknown split {split!r}; expected one of "
                            f"{list(SIZES)}")
-    digits = load(source, split, root=root)
     if digits.labels is None or digits.image_shape[0] != 1:
-        raise DatasetError(f"stacked-mnist: {source} must be labelled 1-channel digits, got "
-                           f"{digits!r}")
+        raise DatasetError(f"stacked-mnist: {digits.name} must be labelled 1-channel digits, "
+                           f"got {digits!r}")
     n = SIZES[split] if n is None else int(n)
     # Different seeds per split so that train and test never share a stack by construction.
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
