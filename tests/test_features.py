@@ -1,5 +1,8 @@
 """The feature networks: the shipped classifiers reach their accuracy, weights load and
-round-trip, and a network trained on first use (CIFAR-10's) is trained once and cached."""
+round-trip, a network trained on first use (CIFAR-10's) is trained once and cached, and
+the documented commands run."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +10,7 @@ import pytest
 
 from tinygan.data import ImageDataset, load
 from tinygan.data.transforms import to_signed_unit
-from tinygan.metrics import features
+from tinygan.metrics import cli, features
 from tinygan.metrics.features import (FeatureNetworkError, feature_network, load_network,
                                       save_network, train_classifier)
 
@@ -112,3 +115,20 @@ def test_train_classifier_learns_an_easy_problem():
                                    log=lambda m: None)
     assert meta["test_accuracy"] >= 0.9
     assert meta["feature_dim"] == 84 and meta["n_train"] == 200
+
+
+def test_the_documented_command_runs_from_the_features_module():
+    """`python -m tinygan.metrics.features show mnist`, as README.md writes it."""
+    done = subprocess.run([sys.executable, "-m", "tinygan.metrics.features", "show", "mnist"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "test_accuracy: 0.98" in done.stdout
+    assert "python -m tinygan.metrics.features train mnist" in done.stdout
+
+
+def test_floor_prints_the_real_data_fid(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cli.main(["floor", "mnist-10k"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FID (tinygan LeNet-84 features) of real mnist-10k: train "
+                          "(9000 images) vs test (1000 images) = ")

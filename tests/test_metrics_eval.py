@@ -11,9 +11,10 @@ import tinygan
 from tinygan.data import load, to_signed_unit
 from tinygan.gans import DataInfo, build, defaults
 from tinygan.metrics import evaluate as ev
+from tinygan.metrics import stacked_mnist, stacked_mnist_modes
 from tinygan.metrics.features import feature_network
 from tinygan.metrics.frechet import frechet_distance_from_features
-from tinygan.metrics.stacked_mnist import predict_digits, stacked_mnist, stacked_mnist_modes
+from tinygan.metrics.stacked import predict_digits
 
 
 @pytest.fixture(autouse=True)
@@ -77,13 +78,14 @@ def test_real_statistics_are_cached_in_memory_and_on_disk(monkeypatch):
 def test_2d_protocol_finds_all_8_modes_of_real_samples(monkeypatch):
     gan, config, dataset = make_gan("ring8")
     real = dataset.sample(ev.MIXTURE_SAMPLES, np.random.default_rng(0))[0]
-    monkeypatch.setattr(ev, "generate", lambda gan, n, seed=0: real[:n])
+    monkeypatch.setattr(gan, "samples", lambda n, seed=0, batch_size=None: real[:n])
     scores = ev.evaluate_gan(gan, dataset, config)
     assert list(scores) == list(ev.POINT_KEYS)
     assert scores["modes_covered"] == 8.0
     assert scores["high_quality_fraction"] > 0.97
     assert scores["reverse_kl"] < 0.05
     # and the untrained generator, which has not found the ring, scores finite numbers
+    monkeypatch.undo()
     untrained = ev.evaluate_gan(gan, dataset, config, n_samples=500)
     assert 0 <= untrained["modes_covered"] <= 8
 
@@ -97,6 +99,9 @@ def test_stacked_mnist_is_built_and_its_modes_recovered_by_the_classifier():
     assert data.labels.min() >= 0 and data.labels.max() < 1000
     np.testing.assert_array_equal(stacked_mnist("test", n=50, seed=0, source="mnist-10k").labels,
                                   data.labels[:50])
+    by_name = load("stacked-mnist", "test")  # the registry's: full MNIST, or the sample
+    np.testing.assert_array_equal(by_name.labels[:50], stacked_mnist("test", n=50).labels)
+    assert len(by_name) == 10_000 and by_name.image_shape == (3, 28, 28)
     predicted = predict_digits(to_signed_unit(data.images))
     modes = 100 * predicted[:, 0] + 10 * predicted[:, 1] + predicted[:, 2]
     # three digits right at once: about accuracy^3 (0.98^3 ~ 0.94)

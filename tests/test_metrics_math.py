@@ -10,7 +10,7 @@ from tinygan.metrics import (class_coverage, feature_statistics, frechet_distanc
                              mixture_metrics, mmd2_unbiased, prdc, stacked_modes)
 
 # The package exports the function prdc under the module's own name, so fetch the module.
-prdc_module = importlib.import_module("tinygan.metrics.prdc")
+prdc_module = importlib.import_module("tinygan.metrics.manifolds")
 
 
 def random_covariance(rng, d):

@@ -15,12 +15,14 @@ import os
 import sys
 import time
 
+from .files import atomic_write
+from .metrics.evaluate import describe_scores, evaluate_gan
+from .sample import load_gan
+
 
 def evaluate_run(run: str, n_samples: int | None = None, device: str | None = None,
                  seed: int = 0) -> dict:
     """Load RUN, score it, write RUN/metrics.json atomically; returns what was written."""
-    from .metrics.evaluate import describe_scores, evaluate_gan
-    from .sample import load_gan
     gan, config, dataset = load_gan(run, device)
     start = time.perf_counter()
     scores = evaluate_gan(gan, dataset, config, n_samples=n_samples, seed=seed)
@@ -30,10 +32,8 @@ def evaluate_run(run: str, n_samples: int | None = None, device: str | None = No
               "seconds": round(time.perf_counter() - start, 1),
               "scores": dict(scores), "about": meta}
     folder = run if os.path.isdir(run) else os.path.dirname(os.path.abspath(run))
-    from .data.paths import atomic_write_bytes
-    from pathlib import Path
     text = json.dumps(report, indent=2, allow_nan=True) + "\n"
-    atomic_write_bytes(Path(folder) / "metrics.json", lambda f: f.write(text.encode()))
+    atomic_write(os.path.join(folder, "metrics.json"), lambda f: f.write(text.encode()))
     return report
 
 

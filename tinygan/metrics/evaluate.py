@@ -16,7 +16,7 @@ The first entry is the headline (fid) that train.py plots. These are *not* Incep
 accuracy, the real-data floor (real train vs real test through the same network, at the
 test split's sample count) and the sample counts.
 
-Stacked MNIST: modes_covered (of 1,000) and stacked_kl on 26,000 samples (stacked_mnist.py).
+Stacked MNIST: modes_covered (of 1,000) and stacked_kl on 26,000 samples (stacked.py).
 
 2D mixtures (ring8, grid25): the VEEGAN / PacGAN protocol (Srivastava et al. 2017; Lin et al.
 2018) on 2,500 samples: modes_covered, high_quality_fraction, reverse_kl.
@@ -30,16 +30,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
+from .. import serialization
+from ..data import load
+from ..data.paths import cache_dir
 from .coverage import class_coverage
-from .features import FeatureNetwork, feature_network
+from .features import BATCH_SIZE, FeatureNetwork, feature_network
 from .frechet import feature_statistics, frechet_distance
 from .kid import kernel_inception_distance
+from .manifolds import prdc
 from .mixtures import mixture_metrics
-from .prdc import prdc
+from .stacked import STACKED_SAMPLES, evaluate_stacked
 
 DEFAULT_SAMPLES = 10_000      # generated images, and real reference images at most
 MIXTURE_SAMPLES = 2_500       # the VEEGAN / PacGAN protocol
@@ -52,14 +55,6 @@ POINT_KEYS = ("modes_covered", "high_quality_fraction", "reverse_kl")
 
 class EvaluationError(ValueError):
     """A dataset or GAN that cannot be scored; the message says why."""
-
-
-# ----------------------------------------------------------------------------- generating
-
-
-def generate(gan, n: int, batch_size: int = 500, seed: int = 0) -> np.ndarray:
-    """n samples of G as float32 NumPy, 500 at a time; labels uniform for a conditional G."""
-    return gan.samples(n, seed, batch_size=batch_size)
 
 
 # ------------------------------------------------------------------------ the real side
@@ -85,7 +80,6 @@ def _network_id(network: FeatureNetwork) -> str:
 
 def _reference_sets(name: str, root=None):
     """(reference images = the train split, floor images = the test split) as uint8."""
-    from ..data import load
     return load(name, "train", root=root), load(name, "test", root=root)
 
 
@@ -100,14 +94,12 @@ def real_statistics(name: str, network: FeatureNetwork, n_reference: int = DEFAU
     key = (name, _network_id(network), int(n_reference))
     if key in _REAL:
         return _REAL[key]
-    from ..data.paths import cache_dir
     path = cache_dir() / "metrics" / f"real-{name}-{key[1]}-{n_reference}.npz"
     stats = None
     if use_disk and path.is_file():
-        from ..serialization import CheckpointError, load
         try:
-            stats = load(path)
-        except (CheckpointError, OSError, ValueError):
+            stats = serialization.load(path)
+        except (serialization.CheckpointError, OSError, ValueError):
             stats = None  # a damaged cache is recomputed, and rewritten below
     if stats is None:
         train, test = _reference_sets(name, root)
@@ -124,9 +116,8 @@ def real_statistics(name: str, network: FeatureNetwork, n_reference: int = DEFAU
                  "n_reference": int(len(reference)), "n_floor": int(len(held_out)),
                  "floor_split": "test", "accuracy_here": test_accuracy}
         if use_disk:
-            from ..serialization import save
             path.parent.mkdir(parents=True, exist_ok=True)
-            save(stats, path)
+            serialization.save(stats, path)
     _REAL[key] = stats
     return stats
 
@@ -180,16 +171,15 @@ def evaluate_gan(gan, dataset, config: dict | None = None, n_samples: int | None
     """
     if gan.info.kind == "points":
         n = _n_samples(config, n_samples, MIXTURE_SAMPLES)
-        return score_points(generate(gan, n, seed=seed), dataset)
+        return score_points(gan.samples(n, seed, batch_size=BATCH_SIZE), dataset)
     name = dataset_key(dataset)
     if name == "stacked-mnist":
-        from .stacked_mnist import STACKED_SAMPLES, evaluate_stacked
         return evaluate_stacked(gan, _n_samples(config, n_samples, STACKED_SAMPLES), seed)
     n = _n_samples(config, n_samples, DEFAULT_SAMPLES)
     root = (config or {}).get("data_dir")
     network = feature_network(name, device=getattr(gan, "device", "cpu") or "cpu", root=root)
     real = real_statistics(name, network, DEFAULT_SAMPLES, root=root)
-    fake = generate(gan, n, seed=seed)
+    fake = gan.samples(n, seed, batch_size=BATCH_SIZE)
     return score_images(fake, network, real, network.meta.get("num_classes", 10))
 
 
@@ -204,7 +194,6 @@ def describe_scores(dataset, n_samples: int | None = None, config: dict | None =
                 "generated_samples": n}
     name = dataset_key(dataset)
     if name == "stacked-mnist":
-        from .stacked_mnist import STACKED_SAMPLES
         network = feature_network("mnist-10k")
         return {"kind": "stacked-mnist", "dataset": name,
                 "protocol": "each channel labelled by the tinygan MNIST classifier; mode = "

@@ -25,21 +25,24 @@ features)". Inputs are float32 images in [-1, 1], exactly what a tanh generator 
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, serialization
 from .. import functional as F
 from .. import nn
 from .._tensor import Tensor
 from ..autograd import no_grad
 from ..creation import manual_seed
+from ..data import load
+from ..data.paths import cache_dir
+from ..data.transforms import to_signed_unit
+from ..optim import Adam
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+BATCH_SIZE = 500  # images through a network (or out of a generator) at a time
 
 # dataset name -> (architecture, weight file shipped in WEIGHTS_DIR or None: trained on use)
 NETWORKS = {
@@ -152,13 +155,12 @@ class FeatureNetwork:
     def accuracy(self) -> float:
         return float(self.meta.get("test_accuracy", float("nan")))
 
-    def _run(self, images, head: bool, batch_size: int = 500) -> np.ndarray:
+    def _run(self, images, head: bool, batch_size: int = BATCH_SIZE) -> np.ndarray:
         out = []
         with no_grad():
             for i in range(0, len(images), batch_size):
                 x = images[i:i + batch_size]
                 if x.dtype == np.uint8:
-                    from ..data.transforms import to_signed_unit
                     x = to_signed_unit(x)
                 x = Tensor(backend.to_device(np.asarray(x, dtype=np.float32)
                                              if isinstance(x, np.ndarray) else x, self.device))
@@ -168,14 +170,14 @@ class FeatureNetwork:
             return np.zeros((0, self.model.feature_dim if not head else 10), np.float32)
         return np.concatenate(out).astype(np.float32)
 
-    def features(self, images, batch_size: int = 500) -> np.ndarray:
+    def features(self, images, batch_size: int = BATCH_SIZE) -> np.ndarray:
         """(N, feature_dim) activations of the feature layer."""
         return self._run(images, head=False, batch_size=batch_size)
 
-    def logits(self, images, batch_size: int = 500) -> np.ndarray:
+    def logits(self, images, batch_size: int = BATCH_SIZE) -> np.ndarray:
         return self._run(images, head=True, batch_size=batch_size)
 
-    def predict(self, images, batch_size: int = 500) -> np.ndarray:
+    def predict(self, images, batch_size: int = BATCH_SIZE) -> np.ndarray:
         """(N,) int64 predicted classes."""
         return self.logits(images, batch_size).argmax(1).astype(np.int64)
 
@@ -186,17 +188,15 @@ class FeatureNetwork:
 
 
 def save_network(model: nn.Module, meta: dict, path) -> None:
-    from ..serialization import save
-    save({"state": model.state_dict(), "meta": dict(meta)}, path)
+    serialization.save({"state": model.state_dict(), "meta": dict(meta)}, path)
 
 
 def load_network(path, device: str = "cpu") -> FeatureNetwork:
     """A FeatureNetwork from a weight file written by `save_network`."""
-    from ..serialization import load
     path = Path(path)
     if not path.is_file():
         raise FeatureNetworkError(f"feature network weights not found: {path}")
-    saved = load(path, device="cpu")
+    saved = serialization.load(path, device="cpu")
     if not isinstance(saved, dict) or "state" not in saved or "meta" not in saved:
         raise FeatureNetworkError(f"{path}: not a tinygan feature network (expected the keys "
                                   "'state' and 'meta')")
@@ -239,8 +239,6 @@ def train_classifier(arch: str, train_images: np.ndarray, train_labels: np.ndarr
     each training image by up to `shift` pixels: on the 9,000 digits of the MNIST sample
     this is what takes held-out accuracy from ~97.3% to past 98%.
     """
-    from ..data.transforms import to_signed_unit
-    from ..optim import Adam
     manual_seed(seed)
     rng = np.random.default_rng(seed)
     num_classes = int(max(train_labels.max(), test_labels.max()) + 1)
@@ -292,7 +290,6 @@ def evaluate_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray,
 
 
 def _training_data(dataset: str, root=None):
-    from ..data import load
     name = TRAINING_DATA.get(dataset, dataset)
     train, test = load(name, "train", root=root), load(name, "test", root=root)
     if train.labels is None or test.labels is None:
@@ -336,13 +333,8 @@ _LOADED: dict = {}
 
 def cached_weights_path(dataset: str) -> Path:
     """Where a network trained on first use is kept: <cache>/metrics/<arch>-<dataset>.npz."""
-    from ..data.paths import cache_dir
     arch = NETWORKS[dataset][0]
     return cache_dir() / "metrics" / f"{arch}-{dataset}.npz"
-
-
-def has_feature_network(dataset: str) -> bool:
-    return dataset in NETWORKS
 
 
 def feature_network(dataset: str, device: str = "cpu", train_if_missing: bool = True,
@@ -373,50 +365,6 @@ def feature_network(dataset: str, device: str = "cpu", train_if_missing: bool = 
     return network
 
 
-# ----------------------------------------------------------------------------------- CLI
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tinygan.metrics.features",
-                                description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a feature network and write its weights")
-    t.add_argument("dataset", choices=sorted(NETWORKS))
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--shift", type=int, default=0,
-                   help="translate training images by up to this many pixels (augmentation)")
-    t.add_argument("--out", default=None, help="weight file (default: the shipped one, or "
-                   "the cache for cifar10)")
-    t.add_argument("--data-dir", default=None)
-    t.add_argument("--device", default="cpu")
-    s = sub.add_parser("show", help="print a weight file's metadata")
-    s.add_argument("dataset", choices=sorted(NETWORKS))
-    f = sub.add_parser("floor", help="the real-data floor: FID of real train vs real test")
-    f.add_argument("dataset", choices=sorted(NETWORKS))
-    args = p.parse_args(argv)
-    if args.command == "floor":
-        from ..data import load
-        from .evaluate import describe_scores
-        start = time.perf_counter()
-        about = describe_scores(load(args.dataset))
-        print(f"{about['metric']} of real {about['dataset']}: train "
-              f"({about['reference_samples']} images) vs test ({about['floor_samples']} "
-              f"images) = {about['real_floor_fid']:.4g}  [{time.perf_counter() - start:.0f} s]")
-        return 0
-    if args.command == "train":
-        out = args.out
-        if out is None and NETWORKS[args.dataset][1] is None:
-            out = cached_weights_path(args.dataset)
-        train_for_dataset(args.dataset, args.epochs, args.seed, out, args.data_dir,
-                          args.device, args.shift, log=lambda m: print(m, flush=True))
-    else:
-        network = feature_network(args.dataset, train_if_missing=False)
-        for k, v in network.meta.items():
-            print(f"{k:>14}: {v}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import main  # the commands live apart: `floor` needs evaluate.py, which needs this
+    raise SystemExit(main())
