@@ -498,3 +498,132 @@ def test_run_folder_has_everything(tmp_path, monkeypatch, real_plots):
         assert (folder / name).stat().st_size > 0, name
     rows = loss_rows(folder)
     assert rows[0][:4] == ["step", "epoch", "d_loss", "g_loss"] and len(rows) == 3
+
+
+# ------------------------------------------------------------ user mistakes: one line each
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sample-every", "0"], "--sample-every must be at least 1, got 0"),
+    (["--pack", "0"], "--pack must be at least 1, got 0"),
+    (["--z-dim", "0"], "--z-dim must be at least 1, got 0"),
+    (["--steps", "-5"], "--steps must be at least 1, got -5"),
+    (["--n-critic", "0"], "--n-critic must be at least 1, got 0"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1, got 0"),
+    (["--batch-size", "1"], "--batch-size must be at least 2, got 1"),
+    (["--label-smoothing", "1.5"], "--label-smoothing must be in [0, 1), got 1.5"),
+])
+def test_out_of_range_flags_are_refused_before_anything_is_written(argv, message, tmp_path,
+                                                                    capsys):
+    folder = tmp_path / "run"
+    assert train.main(["vanilla", "ring8", *argv, "--no-progress", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+    assert not folder.exists()
+
+
+def test_cuda_without_cupy_is_one_line(tmp_path, capsys):
+    if tinygan.cuda_is_available():
+        pytest.skip("this machine has CuPy and a GPU")
+    assert train.main(["vanilla", "ring8", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device 'cuda' needs CuPy") and err.count("\n") == 1
+
+
+def test_out_on_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert train.main(["vanilla", "ring8", "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == f"error: --out {tmp_path / 'file'} is a file; give a " \
+                                      "folder for the run\n"
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="a read-only folder is writable by root")
+def test_a_read_only_folder_is_one_line(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert train.main(["vanilla", "ring8", "--out", str(locked / "run")]) == 2
+    finally:
+        locked.chmod(0o755)
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write the run folder") and err.count("\n") == 1
+
+
+def _small_run(folder, *extra):
+    assert train.main(["vanilla", "ring8", "--batch-size", "4", "--steps", "2", "--no-progress",
+                       "--out", str(folder), *extra]) == 0
+
+
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
+    _small_run(tmp_path / "run")
+    capsys.readouterr()
+    assert train.main(["--resume", str(tmp_path / "run"), "--batch-size", "8",
+                       "--lr-d", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --resume {tmp_path / 'run'}: --batch-size, --lr-d cannot "
+                          "change a run in progress") and err.count("\n") == 1
+    # the flags a resume may change apply
+    assert train.main(["--resume", str(tmp_path / "run"), "--steps", "4", "--sample-every",
+                       "1", "--checkpoint-every", "1", "--no-progress"]) == 0
+    config = json.load(open(tmp_path / "run/config.json"))
+    assert (config["steps"], config["sample_every"], config["checkpoint_every"]) == (4, 1, 1)
+    assert tinygan.load(tmp_path / "run/checkpoints/latest.npz")["step"] == 4
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, capsys):
+    _small_run(tmp_path / "ring8")
+    assert train.main(["vanilla", "grid25", "--batch-size", "4", "--steps", "2",
+                       "--no-progress", "--out", str(tmp_path / "grid25")]) == 0
+    os.replace(tmp_path / "grid25/checkpoints/latest.npz",
+               tmp_path / "ring8/checkpoints/latest.npz")
+    capsys.readouterr()
+    assert train.main(["--resume", str(tmp_path / "ring8"), "--steps", "3",
+                       "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset='grid25'" in err and "dataset='ring8'" in err and err.count("\n") == 1
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys):
+    _small_run(tmp_path / "run")
+    capsys.readouterr()
+    assert train.main(["--resume", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert "is finished (2 of 2 steps)" in capsys.readouterr().out
+
+
+def test_steps_per_second_count_only_this_invocation(tmp_path, capsys):
+    _small_run(tmp_path / "run")
+    capsys.readouterr()
+    assert train.main(["--resume", str(tmp_path / "run"), "--steps", "5",
+                       "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"run folder: {tmp_path / 'run'}" in out.splitlines()[1]  # named at the start
+    assert "done: 3 steps in" in out
+
+
+@pytest.mark.parametrize("what", ["not a checkpoint", "another model"])
+def test_a_wrong_checkpoint_is_one_line(what, tmp_path, capsys):
+    from tinygan import sample
+    if what == "not a checkpoint":
+        tinygan.save({"weights": np.zeros(3)}, tmp_path / "x.npz")
+        expected = "is not a training checkpoint (it has no 'gan', 'step', 'rng'"
+    else:
+        _small_run(tmp_path / "run")
+        state = tinygan.load(tmp_path / "run/checkpoints/latest.npz")
+        state["gan"]["G"] = {k + "x": v for k, v in state["gan"]["G"].items()}
+        tinygan.save(state, tmp_path / "x.npz")
+        expected = "does not fit a vanilla GAN on ring8"
+    capsys.readouterr()
+    assert sample.main([str(tmp_path / "x.npz"), "-n", "4", "--out",
+                        str(tmp_path / "s.npz")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+
+
+def test_sample_n_zero_is_one_line(tmp_path, capsys):
+    from tinygan import sample
+    _small_run(tmp_path / "run")
+    capsys.readouterr()
+    assert sample.main([str(tmp_path / "run"), "-n", "0", "--out", str(tmp_path / "s.npz")]) == 2
+    assert capsys.readouterr().err == "error: -n must be at least 1, got 0\n"

@@ -64,6 +64,8 @@ class Run:
             self.grid_size, self.grid_labels = self._grid()
             if resume:
                 self._resume()
+            else:  # saved before config.json: a folder with a config always has a checkpoint
+                self.save_checkpoint()
             # on resume too: the run's length may have changed (--steps, --epochs)
             self.store.write_config(config, versions(config["device"]))
         except BaseException:
@@ -187,11 +189,12 @@ class Run:
         if training.finished and start_step > 0:
             print(f"{self.folder} is finished ({self.step} of {self.steps} steps); to train "
                   "longer, give --steps or --epochs with --resume")
+            if not os.path.exists(self.store.file("training.gif")):
+                self.finish_pictures()  # a run stopped after its last checkpoint
             return
         self._epochs_saved = training.epochs_done
         if start_step == 0:
             self.take_samples()
-            self.save_checkpoint()  # a folder to resume from, whenever the run stops
         bar = self._bar()
         start = time.perf_counter()
         stop = _StopRequests()
