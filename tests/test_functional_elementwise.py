@@ -7,6 +7,7 @@ import pytest
 import tinygan
 import tinygan.functional as F
 from grad_inputs import away, leaf, transposed
+from tinygan.functional.activation import LeakyReLUGrad
 from tinygan.testing import gradcheck, gradgradcheck
 
 
@@ -75,6 +76,19 @@ def test_unary_gradient_on_non_contiguous_inputs(name):
                                   "sigmoid", "leaky_relu", "relu", "abs", "softplus", "clamp"])
 def test_unary_second_derivative(name):
     assert gradgradcheck(UNARY[name][0], [leaf(unary_input(name, (2, 3), seed=1))])
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0, 1.5, -0.3])
+def test_leaky_relu_grad_op(slope):
+    # LeakyReLUGrad, what LeakyReLU.backward returns: gx = gy where x > 0, else slope gy,
+    # with x a constant (the slope is piecewise constant in x); linear in gy, so its own
+    # derivative is itself
+    x, gy = away(3, 4), away(3, 4, seed=1)
+    op = lambda g: LeakyReLUGrad(x, slope)(g)  # noqa: E731
+    np.testing.assert_allclose(op(tinygan.tensor(gy)).numpy(), np.where(x > 0, gy, slope * gy),
+                               rtol=1e-12)
+    assert gradcheck(op, [leaf(gy)])
+    assert gradgradcheck(op, [leaf(gy)])
 
 
 BINARY = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import backend, kernels
 from ..kernels import activation as activation_kernels
 from .._tensor import Tensor
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from .reduce import logsumexp, sum
 
 
@@ -26,23 +26,42 @@ class LeakyReLU(Function):
         self.negative_slope = negative_slope
 
     def forward(self, x):
-        if kernels.enabled(x):
-            return activation_kernels.leaky_relu_forward(x, self.negative_slope)
-        return activation_kernels.leaky_relu_forward_generic(x, self.negative_slope)
+        return _leaky_relu(x, self.negative_slope)
 
     def backward(self, gy):
-        # dy/dx is rebuilt from x (which the graph keeps anyway) instead of being saved:
-        # a saved slope array would cost a float per element of every activation
-        x = self.inputs[0].data
-        if not is_grad_enabled():  # a plain backward: arrays in, array out
-            if kernels.enabled(gy.data, x):
-                return Tensor(activation_kernels.leaky_relu_backward(gy.data, x,
-                                                                     self.negative_slope))
-            return Tensor(activation_kernels.leaky_relu_backward_generic(
-                gy.data, x, self.negative_slope))
-        # create_graph: a product with a constant, so the graph goes through gy
-        return gy * Tensor(activation_kernels.leaky_relu_slope(x, self.negative_slope,
-                                                               gy.dtype))
+        return LeakyReLUGrad(self.inputs[0].data, self.negative_slope)(gy)
+
+
+class LeakyReLUGrad(Function):
+    """gx = gy if x > 0 else a gy, for a fixed x.
+
+    Linear in gy, so its derivative in gy is itself; in x it is 0 (the slope is piecewise
+    constant), which is why x is a constant here and not an input. dy/dx is rebuilt from
+    x (which the graph keeps anyway) rather than saved: a saved slope array would cost a
+    float per element of every activation.
+    """
+
+    def __init__(self, x, negative_slope):
+        self.x, self.negative_slope = x, negative_slope
+
+    def forward(self, gy):
+        return _leaky_relu_grad(gy, self.x, self.negative_slope)
+
+    def backward(self, ggx):
+        return LeakyReLUGrad(self.x, self.negative_slope)(ggx)
+
+
+def _leaky_relu(x, slope):
+    """leaky_relu on arrays: one fused kernel on the GPU, its NumPy twin elsewhere."""
+    if kernels.enabled(x):
+        return activation_kernels.leaky_relu_forward(x, slope)
+    return activation_kernels.leaky_relu_forward_generic(x, slope)
+
+
+def _leaky_relu_grad(gy, x, slope):
+    if kernels.enabled(gy, x):
+        return activation_kernels.leaky_relu_backward(gy, x, slope)
+    return activation_kernels.leaky_relu_backward_generic(gy, x, slope)
 
 
 class Tanh(Function):

@@ -4,9 +4,9 @@ from __future__ import annotations
 from .. import backend, kernels
 from ..kernels import activation as activation_kernels
 from .._tensor import Tensor, as_tensor
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from .activation import log_softmax, sigmoid
-from .elementwise import clamp, log
+from .elementwise import abs as abs_, clamp, log
 from .reduce import mean, sum
 
 
@@ -33,19 +33,44 @@ class BCEWithLogits(Function):
     """
 
     def forward(self, x, t):
-        if kernels.enabled(x, t) and x.dtype == t.dtype:
-            return activation_kernels.bce_with_logits_forward(x, t)
-        return activation_kernels.bce_with_logits_forward_generic(x, t)
+        return _bce_with_logits(x, t)
 
     def backward(self, gy):
         x, t = self.inputs
-        if self.needs_input_grad[0] and not is_grad_enabled() and \
-                kernels.enabled(gy.data, x.data, t.data) and x.dtype == t.dtype == gy.dtype:
-            gx = Tensor(activation_kernels.bce_with_logits_backward(gy.data, x.data, t.data))
-        else:
-            gx = gy * (sigmoid(x) - t) if self.needs_input_grad[0] else None
+        gx = BCEWithLogitsGrad()(gy, x, t) if self.needs_input_grad[0] else None
         gt = -gy * x if self.needs_input_grad[1] else None
         return gx, gt
+
+
+class BCEWithLogitsGrad(Function):
+    """gx = gy (s - t) with s = sigmoid(x), in one pass.
+
+    Its derivatives: d/dgy = s - t, d/dx = gy s (1 - s), d/dt = -gy.
+    """
+
+    def forward(self, gy, x, t):
+        return _bce_with_logits_grad(gy, x, t)
+
+    def backward(self, ggx):
+        gy, x, t = self.inputs
+        needs = self.needs_input_grad
+        s = sigmoid(x)
+        return (ggx * (s - t) if needs[0] else None,
+                ggx * gy * s * (1.0 - s) if needs[1] else None,
+                -ggx * gy if needs[2] else None)
+
+
+def _bce_with_logits(x, t):
+    """The loss on arrays: one fused kernel on the GPU, its NumPy twin elsewhere."""
+    if kernels.enabled(x, t) and x.dtype == t.dtype:
+        return activation_kernels.bce_with_logits_forward(x, t)
+    return activation_kernels.bce_with_logits_forward_generic(x, t)
+
+
+def _bce_with_logits_grad(gy, x, t):
+    if kernels.enabled(gy, x, t) and gy.dtype == x.dtype == t.dtype:
+        return activation_kernels.bce_with_logits_backward(gy, x, t)
+    return activation_kernels.bce_with_logits_backward_generic(gy, x, t)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,
@@ -110,7 +135,6 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 
 
 def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    from .elementwise import abs as abs_
     target = as_tensor(target, like=input)
     _check_same_shape("l1_loss", input, target)
     return _reduce(abs_(input - target), reduction, "l1_loss")
