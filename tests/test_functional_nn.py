@@ -6,6 +6,8 @@ import pytest
 import tinygan
 import tinygan.functional as F
 from grad_inputs import away, leaf, transposed
+from tinygan.functional.loss import BCEWithLogitsGrad
+from tinygan.functional.norm import BatchNormGrad
 from tinygan.testing import gradcheck, gradgradcheck
 
 
@@ -160,6 +162,47 @@ def test_batch_norm_on_non_contiguous_input_and_errors():
         F.batch_norm(tinygan.randn(4, 3), None, None, training=False)
 
 
+def test_batch_norm_checks_its_arguments_before_moving_the_running_statistics():
+    rm, rv = np.zeros(3), np.ones(3)
+    for args, message in [((None, tinygan.ones(3)), "bias without a weight"),
+                          ((), "more than one value per channel")]:
+        x = tinygan.randn(1 if "value" in message else 4, 3)
+        with pytest.raises(ValueError, match=message):
+            F.batch_norm(x, rm, rv, *args, training=True)
+        np.testing.assert_array_equal(rm, np.zeros(3))
+        np.testing.assert_array_equal(rv, np.ones(3))
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 2, 2)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_grad_op(shape, affine):
+    # BatchNormGrad, what training-mode BatchNorm.backward returns: (dx, dw, db) from
+    # (x, gy, w), against the formula, and to the first and second order (BatchNorm's
+    # second and third derivatives: its backward rebuilds the statistics from x)
+    axes, c = (0,) + tuple(range(2, len(shape))), shape[1]
+    per_channel = (1, c) + (1,) * (len(shape) - 2)
+
+    def op(x, gy, *w):
+        a = x.data
+        mu, inv_std = a.mean(axes), 1 / np.sqrt(a.var(axes) + 1e-5)
+        return BatchNormGrad(mu.reshape(per_channel), inv_std.reshape(per_channel), None,
+                             1e-5)(x, gy, *w)
+
+    x, gy, w = away(*shape), away(*shape, seed=1), away(c, seed=2)
+    gx, gw, gb = op(tinygan.tensor(x), tinygan.tensor(gy), *[tinygan.tensor(w)][:affine])
+    xhat = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + 1e-5)
+    scale = w.reshape(per_channel) if affine else 1.0
+    expected = scale * (gy - gy.mean(axes, keepdims=True)
+                        - xhat * (gy * xhat).mean(axes, keepdims=True)) \
+        / np.sqrt(x.var(axes, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(gx.numpy(), expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gw.numpy(), (gy * xhat).sum(axes), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gb.numpy(), gy.sum(axes), rtol=1e-9, atol=1e-12)
+    inputs = [leaf(x), leaf(gy)] + [leaf(w)][:affine]
+    assert gradcheck(op, inputs)
+    assert gradgradcheck(op, inputs)
+
+
 def test_batch_norm_float32_running_stats_stay_float32():
     rm, rv = tinygan.zeros(3), tinygan.ones(3)
     y = F.batch_norm(tinygan.randn(8, 3) * 2.0 + 1.0, rm, rv, training=True)
@@ -185,6 +228,17 @@ def test_binary_cross_entropy_with_logits(reduction):
     assert gradcheck(fn, [leaf(x), leaf(t)])
     assert gradgradcheck(fn, [leaf(x), leaf(t)])
     assert gradcheck(lambda a: F.binary_cross_entropy_with_logits(a, 1.0 - t), [transposed(4, 3).T])
+
+
+def test_binary_cross_entropy_with_logits_grad_op():
+    # BCEWithLogitsGrad, what BCEWithLogits.backward returns for the logits:
+    # gx = gy (sigmoid(x) - t), to the first and second order in gy, x and t
+    x, t, gy = away(3, 4) * 3, np.random.default_rng(1).random((3, 4)), away(3, 4, seed=2)
+    op = lambda g, a, b: BCEWithLogitsGrad()(g, a, b)  # noqa: E731
+    np.testing.assert_allclose(op(*map(tinygan.tensor, (gy, x, t))).numpy(),
+                               gy * (1 / (1 + np.exp(-x)) - t), rtol=1e-12)
+    assert gradcheck(op, [leaf(gy), leaf(x), leaf(t)])
+    assert gradgradcheck(op, [leaf(gy), leaf(x), leaf(t)])
 
 
 def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():

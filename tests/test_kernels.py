@@ -1,9 +1,9 @@
 """Fused CuPy kernels against the generic code they replace.
 
-On every machine: each kernel's generic twin agrees with tinygan.functional (so the
-GPU comparison below compares against the right thing). With CuPy and a GPU: each kernel
-agrees with its generic twin in float32 (rtol 1e-4); elsewhere those tests are skipped
-with the reason.
+On every machine: each kernel's generic twin (the code NumPy runs) agrees with the
+textbook formula and with tinygan.functional (so the GPU comparison below compares
+against the right thing). With CuPy and a GPU: each kernel agrees with its generic twin
+in float32 (rtol 1e-4); elsewhere those tests are skipped with the reason.
 """
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ def randn(*shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-# ------------------------------------------------ generic twins == functional (CPU)
+# ------------------------------------ generic twins == formulas and functional (CPU)
 
 def test_leaky_relu_generic_matches_functional():
     x = randn(4, 5)
@@ -33,6 +33,14 @@ def test_leaky_relu_generic_matches_functional():
     y.backward(tinygan.tensor(gy))
     assert np.allclose(activation.leaky_relu_forward_generic(x, 0.2), y.detach().numpy())
     assert np.allclose(activation.leaky_relu_backward_generic(gy, x, 0.2), t.grad.numpy())
+    # both branches of the forward (max(x, a x) needs 0 <= a <= 1), in the input's dtype
+    for slope in (0.0, 0.2, 1.0, 1.5, -0.3):
+        for a in (x, x.astype(np.float64)):
+            y = activation.leaky_relu_forward_generic(a, slope)
+            gx = activation.leaky_relu_backward_generic(gy.astype(a.dtype), a, slope)
+            assert y.dtype == gx.dtype == a.dtype
+            np.testing.assert_allclose(y, np.where(a > 0, a, slope * a), rtol=1e-6)
+            np.testing.assert_allclose(gx, np.where(a > 0, gy, slope * gy), rtol=1e-6)
 
 
 def test_bce_generic_matches_functional():
@@ -45,6 +53,13 @@ def test_bce_generic_matches_functional():
                        loss.detach().numpy(), atol=1e-6)
     assert np.allclose(activation.bce_with_logits_backward_generic(gy, x, target),
                        t.grad.numpy(), atol=1e-6)
+    # the textbook formulas, in float64 where they do not overflow
+    x, target, gy = (a.astype(np.float64) for a in (x, target, gy))
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(activation.bce_with_logits_forward_generic(x, target),
+                               -target * np.log(s) - (1 - target) * np.log(1 - s), rtol=1e-9)
+    np.testing.assert_allclose(activation.bce_with_logits_backward_generic(gy, x, target),
+                               gy * (s - target), rtol=1e-9)
 
 
 def test_batchnorm_generic_matches_functional():
@@ -56,12 +71,15 @@ def test_batchnorm_generic_matches_functional():
     axes, shape = (0, 2, 3), (1, 3, 1, 1)
     mean = x.mean(axes).reshape(shape)
     inv_std = 1 / np.sqrt(x.var(axes).reshape(shape) + 1e-5)
-    xhat, out = batchnorm.normalize_generic(x, mean, inv_std, w.reshape(shape), b.reshape(shape))
+    xhat = (x - mean) * inv_std
+    out = batchnorm.normalize_generic(x, mean, inv_std, w.reshape(shape), b.reshape(shape))
     assert np.allclose(out, y.detach().numpy(), atol=1e-5)
-    gx = batchnorm.input_grad_generic(gy, xhat, inv_std, w.reshape(shape),
-                                      gy.mean(axes).reshape(shape),
-                                      (gy * xhat).mean(axes).reshape(shape))
+    assert np.allclose(out, xhat * w.reshape(shape) + b.reshape(shape), atol=1e-5)
+    assert np.allclose(batchnorm.normalize_generic(x, mean, inv_std), xhat, atol=1e-5)
+    mg, mgx = gy.mean(axes).reshape(shape), (gy * xhat).mean(axes).reshape(shape)
+    gx = batchnorm.input_grad_generic(gy, xhat, inv_std, w.reshape(shape), mg, mgx)
     assert np.allclose(gx, xt.grad.numpy(), atol=1e-4)
+    assert np.allclose(gx, w.reshape(shape) * inv_std * (gy - mg - xhat * mgx), atol=1e-4)
 
 
 def test_adam_generic_matches_optimizer():
@@ -129,10 +147,10 @@ def test_batchnorm_kernels():
     mean, inv_std = x.mean((0, 2, 3)).reshape(shape), 1 / cp.sqrt(x.var((0, 2, 3)) + 1e-5)
     inv_std = inv_std.reshape(shape)
     w, b = cp.asarray(randn(8)).reshape(shape), cp.asarray(randn(8)).reshape(shape)
-    for got, want in zip(batchnorm.normalize(x, mean, inv_std, w, b),
-                         batchnorm.normalize_generic(x, mean, inv_std, w, b)):
-        cp.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
-    xhat = (x - mean) * inv_std
+    xhat, y = batchnorm.normalize(x, mean, inv_std, w, b)
+    cp.testing.assert_allclose(y, batchnorm.normalize_generic(x, mean, inv_std, w, b),
+                               rtol=1e-4, atol=1e-6)
+    cp.testing.assert_allclose(xhat, (x - mean) * inv_std, rtol=1e-4, atol=1e-6)
     mg, mgx = gy.mean((0, 2, 3)).reshape(shape), (gy * xhat).mean((0, 2, 3)).reshape(shape)
     cp.testing.assert_allclose(batchnorm.input_grad(gy, xhat, inv_std, w, mg, mgx),
                                batchnorm.input_grad_generic(gy, xhat, inv_std, w, mg, mgx),

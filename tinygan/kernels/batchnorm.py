@@ -1,8 +1,10 @@
-"""BatchNorm's normalisation and its backward, each one elementwise kernel.
+"""BatchNorm's normalisation and its input gradient: one elementwise kernel each, beside
+the NumPy twin that functional/norm.py runs elsewhere.
 
-The statistics are per-channel reductions (CuPy's own); what the kernels fuse is the
-per-element arithmetic, which the generic path spreads over four or five passes with a
-temporary each.
+The statistics are per-channel sums (kernels/reduce.py); what the kernels fuse is the
+per-element arithmetic, which the generic path spreads over several passes. The forward
+kernel also writes xhat, which the backward needs, in the same pass; the NumPy twin
+leaves it out, and the backward rebuilds it.
 """
 from __future__ import annotations
 
@@ -12,13 +14,21 @@ from . import compile_once, in_memory_order
 _kernels: dict = {}
 
 
-def normalize_generic(x, mean, inv_std, weight, bias):
-    """xhat = (x - mean) inv_std; y = xhat w + b (per-channel arrays shaped to broadcast)."""
-    xhat = (x - mean) * inv_std
-    return xhat, xhat * weight + bias
+def normalize_generic(x, mean, inv_std, weight=None, bias=None):
+    """y = x scale + shift, with per-channel scale = w inv_std and shift = b - mean scale
+    (per-channel arrays shaped to broadcast; no weight or bias: 1 and 0). Two passes over
+    x; xhat is not made."""
+    scale = inv_std if weight is None else inv_std * weight
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias
+    y = x * scale
+    y += shift
+    return y
 
 
 def normalize(x, mean, inv_std, weight, bias):
+    """xhat = (x - mean) inv_std and y = xhat w + b in one pass, both written."""
     k = compile_once(_kernels, "bn_f", lambda: backend.cupy_module().ElementwiseKernel(
         "T x, T mean, T inv_std, T w, T b", "T xhat, T y",
         "xhat = (x - mean) * inv_std; y = xhat * w + b", "tinygan_batchnorm_fwd"))
@@ -35,6 +45,7 @@ def input_grad_generic(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
 
 
 def input_grad(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
+    """The same dx in one pass."""
     k = compile_once(_kernels, "bn_b", lambda: backend.cupy_module().ElementwiseKernel(
         "T gy, T xhat, T inv_std, T w, T mg, T mgx", "T gx",
         "gx = w * inv_std * (gy - mg - xhat * mgx)", "tinygan_batchnorm_bwd"))
