@@ -12,6 +12,7 @@ import pytest
 import tinygan
 import tinygan.functional as F
 from grad_inputs import away, distinct, leaf
+from tinygan.functional.conv import ConvTranspose2dGrad, conv2d_weight
 from tinygan.testing import gradcheck, gradgradcheck
 
 
@@ -197,6 +198,37 @@ def test_conv_transpose2d_second_derivative(stride, padding, output_padding):
     assert gradgradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, **args),
                          [leaf(away(1, 2, 2, 3, seed=1)), leaf(away(2, 2, 3, 2, seed=2)),
                           leaf(away(2, seed=3))])
+
+
+@pytest.mark.parametrize("stride,padding,output_padding,dilation", [(2, 1, 1, 1), (1, 0, 0, 2),
+                                                                    (3, (2, 1), (1, 2), 1)])
+def test_conv_transpose2d_grad_op(stride, padding, output_padding, dilation):
+    # ConvTranspose2dGrad, what ConvTranspose2d.backward returns when x and W both want a
+    # gradient: (conv2d(gy, W), conv2d_weight(gy, x)) from one im2col(gy), against the
+    # two ops, and to the first and second order in gy, x and W
+    s, p, d = F.conv._pair(stride), F.conv._pair(padding), F.conv._pair(dilation)
+    x, w = away(2, 3, 3, 4, seed=1), away(3, 2, 3, 2, seed=2)
+    y = F.conv_transpose2d(tinygan.tensor(x), tinygan.tensor(w), None, stride, padding,
+                           output_padding, dilation)
+    gy = away(*y.shape, seed=3)
+    op = lambda g, a, b: ConvTranspose2dGrad(s, p, d)(g, a, b)  # noqa: E731
+    gx, gw = op(*map(tinygan.tensor, (gy, x, w)))
+    np.testing.assert_allclose(gx.numpy(), F.conv2d(tinygan.tensor(gy), tinygan.tensor(w),
+                                                    None, s, p, d).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gw.numpy(), conv2d_weight(tinygan.tensor(gy), tinygan.tensor(x),
+                                                         w.shape[2:], s, p, d).numpy(),
+                               rtol=1e-12)
+    assert gradcheck(op, [leaf(gy), leaf(x), leaf(w)])
+    assert gradgradcheck(op, [leaf(gy), leaf(x), leaf(w)])
+
+
+def test_conv_transpose2d_gradient_of_one_input_only():
+    # a generator's first layer: its input z wants no gradient, its weight does
+    x, w, b = away(2, 3, 3, 4, seed=1), away(3, 2, 3, 2, seed=2), away(2, seed=3)
+    fn = lambda a, b_, c: F.conv_transpose2d(a, b_, c, 2, 1, 1)  # noqa: E731
+    for inputs in ([tinygan.tensor(x), leaf(w), leaf(b)], [leaf(x), tinygan.tensor(w), None]):
+        assert gradcheck(fn, inputs)
+        assert gradgradcheck(fn, inputs)
 
 
 def test_conv_transpose2d_output_shapes_like_pytorch():

@@ -25,6 +25,10 @@ differentiable, so gradients of gradients (the gradient penalty) go through them
     conv_transpose2d(x, W)  d/dx: conv2d(gy, W)              d/dW: conv2d_weight(gy, x)
     conv2d_weight(x, gy)    d/dx: conv_transpose2d(gy, ggW)  d/dgy: conv2d(x, ggW)
 
+conv_transpose2d's two gradients both start from im2col(gy), so when both are wanted one
+Function, ConvTranspose2dGrad, builds it once and computes both; its own backward is the
+sum of the table's rows for conv2d and conv2d_weight.
+
 `conv2d_simple` is the textbook loop, kept beside the fast one as its reference.
 """
 from __future__ import annotations
@@ -33,9 +37,8 @@ import numpy as np
 
 from .. import backend, kernels
 from ..kernels import im2col as im2col_kernels
-from ..kernels.reduce import sum_axes
 from .._tensor import Tensor
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from .elementwise import mul
 from .reduce import sum as sum_
 from .shape import getitem, pad, reshape, stack
@@ -200,13 +203,14 @@ def col2im(cols: Tensor, x_shape, kernel_size, stride=1, padding=0, dilation=1) 
                   _pair(dilation))(cols)
 
 
-def _output_padding_to_fit(size, kernel, stride, padding, dilation):
-    """The output_padding that makes conv_transpose2d give back a conv2d input of `size`.
+def _output_padding_to_fit(x_shape, kernel, stride, padding, dilation):
+    """The output_padding with which conv_transpose2d gives back a conv2d input of shape
+    x_shape (N, C, H, W): the rows and columns that conv2d's floor division dropped.
 
-    Several sizes map to one conv2d output size when stride > 1; this picks `size`.
+    Several sizes map to one conv2d output size when stride > 1; this picks x_shape's.
     """
-    out = conv_output_size(size, kernel, stride, padding, dilation)
-    return size + 2 * padding - dilation * (kernel - 1) - 1 - (out - 1) * stride
+    return tuple((x_shape[2 + a] + 2 * padding[a] - dilation[a] * (kernel[a] - 1) - 1)
+                 % stride[a] for a in (0, 1))
 
 
 class Conv2d(Function):
@@ -224,10 +228,9 @@ class Conv2d(Function):
         needs = self.needs_input_grad
         gx = gw = gb = None
         if needs[0]:
-            output_padding = tuple(
-                _output_padding_to_fit(x.shape[2 + a], weight.shape[2 + a], self.stride[a],
-                                       self.padding[a], self.dilation[a]) for a in (0, 1))
-            gx = conv_transpose2d(gy, weight, None, self.stride, self.padding, output_padding,
+            fit = _output_padding_to_fit(x.shape, weight.shape[2:], self.stride,
+                                         self.padding, self.dilation)
+            gx = conv_transpose2d(gy, weight, None, self.stride, self.padding, fit,
                                   self.dilation)
         if needs[1]:
             gw = conv2d_weight(x, gy, weight.shape[2:], self.stride, self.padding,
@@ -267,28 +270,52 @@ class ConvTranspose2d(Function):
     def backward(self, gy):
         x, weight = self.inputs[:2]
         needs = self.needs_input_grad
-        if not is_grad_enabled() and needs[0] and needs[1]:
-            return self._backward_arrays(gy.data, x.data, weight.data)
         gx = gw = gb = None
-        if needs[0]:
+        if needs[0] and needs[1]:  # both start from im2col(gy): one op builds it once
+            gx, gw = ConvTranspose2dGrad(self.stride, self.padding, self.dilation)(
+                gy, x, weight)
+        elif needs[0]:
             gx = conv2d(gy, weight, None, self.stride, self.padding, self.dilation)
-        if needs[1]:
+        elif needs[1]:
             gw = conv2d_weight(gy, x, weight.shape[2:], self.stride, self.padding,
                                self.dilation)
         if len(self.inputs) == 3 and needs[2]:
             gb = sum_(gy, (0, 2, 3))
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
 
-    def _backward_arrays(self, gy, x, weight):
-        """conv2d(gy, W) and conv2d_weight(gy, x) share im2col(gy): build it once (when no
-        graph is recorded; with create_graph the two differentiable ops above run)."""
-        cols, out_hw = _im2col(gy, weight.shape[2:], self.stride, self.padding, self.dilation)
+
+class ConvTranspose2dGrad(Function):
+    """(dx, dW) of conv_transpose2d, (conv2d(gy, W), conv2d_weight(gy, x)), from one im2col(gy).
+
+    Its derivatives are those of the two ops (the table above), given (ggx, ggW):
+    d/dgy = conv_transpose2d(ggx, W) + conv_transpose2d(x, ggW), d/dx = conv2d(gy, ggW),
+    d/dW = conv2d_weight(gy, ggx).
+    """
+
+    def __init__(self, stride, padding, dilation):
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def forward(self, gy, x, weight):
+        kernel = weight.shape[2:]
+        cols, out_hw = _im2col(gy, kernel, self.stride, self.padding, self.dilation)
         gx = _conv2d_from_cols(cols, out_hw, gy.shape[0], weight)
-        gw = _conv2d_weight_from_cols(cols, x, weight.shape[2:], gy.shape[1])
-        grads = (Tensor(gx), Tensor(gw))
-        if len(self.inputs) == 3:
-            grads += (Tensor(sum_axes(gy, (0, 2, 3))) if self.needs_input_grad[2] else None,)
-        return grads
+        gw = _conv2d_weight_from_cols(cols, x, kernel, gy.shape[1])
+        return gx, gw
+
+    def backward(self, ggx, ggw):
+        gy, x, weight = self.inputs
+        s, p, d = self.stride, self.padding, self.dilation
+        needs = self.needs_input_grad
+        g_gy = g_x = g_w = None
+        if needs[0]:
+            fit = _output_padding_to_fit(gy.shape, weight.shape[2:], s, p, d)
+            g_gy = (conv_transpose2d(ggx, weight, None, s, p, fit, d)
+                    + conv_transpose2d(x, ggw, None, s, p, fit, d))
+        if needs[1]:
+            g_x = conv2d(gy, ggw, None, s, p, d)
+        if needs[2]:
+            g_w = conv2d_weight(gy, ggx, weight.shape[2:], s, p, d)
+        return g_gy, g_x, g_w
 
 
 class Conv2dWeight(Function):
@@ -310,11 +337,9 @@ class Conv2dWeight(Function):
         needs = self.needs_input_grad
         gx = ggy = None
         if needs[0]:
-            output_padding = tuple(
-                _output_padding_to_fit(x.shape[2 + a], self.kernel[a], self.stride[a],
-                                       self.padding[a], self.dilation[a]) for a in (0, 1))
-            gx = conv_transpose2d(gy, ggw, None, self.stride, self.padding, output_padding,
-                                  self.dilation)
+            fit = _output_padding_to_fit(x.shape, self.kernel, self.stride, self.padding,
+                                         self.dilation)
+            gx = conv_transpose2d(gy, ggw, None, self.stride, self.padding, fit, self.dilation)
         if needs[1]:
             ggy = conv2d(x, ggw, None, self.stride, self.padding, self.dilation)
         return gx, ggy
