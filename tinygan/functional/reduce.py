@@ -5,6 +5,7 @@ from .. import backend
 from ..kernels.reduce import sum_axes
 from .._tensor import Tensor
 from ..autograd import Function
+from .elementwise import exp, log
 from .shape import broadcast_to, reshape
 
 
@@ -119,7 +120,6 @@ def std(x: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False) -> Te
 
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     """log sum exp(x) over dim, computed stably: m + log sum exp(x - m)."""
-    from .elementwise import exp, log
     dims = _dims(dim, x.ndim)
     m = Tensor(x.data.max(axis=dims, keepdims=True))  # a constant shift: no gradient needed
     out = log(sum(exp(x - m), dims, keepdim=True)) + m

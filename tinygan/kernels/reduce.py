@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from . import compile_once
+from . import compile_once, enabled
 
 _kernels: dict = {}
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -64,7 +64,6 @@ def sum_generic(a, axes, keepdims=False):
 
 def sum_axes(a, axes, keepdims=False):
     """What the ops call: `sum_over` for CuPy arrays (kernels on), the plain sum elsewhere."""
-    from . import enabled
     if enabled(a):
         return sum_over(a, axes, keepdims)
     return sum_generic(a, axes, keepdims)
