@@ -12,7 +12,7 @@ import tinygan
 import tinygan.functional as F
 from tinygan import backend
 from tinygan.functional.conv import _col2im_array, _im2col_array
-from tinygan.kernels import activation, batchnorm, im2col, optim
+from tinygan.kernels import activation, batchnorm, im2col
 
 rng = np.random.default_rng(0)
 gpu = pytest.mark.skipif(not backend.cuda_is_available(),
@@ -82,31 +82,6 @@ def test_batchnorm_generic_matches_functional():
     assert np.allclose(gx, w.reshape(shape) * inv_std * (gy - mg - xhat * mgx), atol=1e-4)
 
 
-def test_adam_generic_matches_optimizer():
-    p0, g = randn(10), randn(10)
-    p = tinygan.tensor(p0.copy(), requires_grad=True)
-    opt = tinygan.optim.Adam([p], lr=1e-2, betas=(0.5, 0.9), weight_decay=0.1)
-    mine, m, v = p0.copy(), np.zeros(10, np.float32), np.zeros(10, np.float32)
-    for step in (1, 2, 3):
-        p.grad = tinygan.tensor(g)
-        opt.step()
-        optim.adam_generic(mine, g, m, v, 1e-2, 0.5, 0.9, 1e-8, 0.1, 1 - 0.5 ** step,
-                           1 - 0.9 ** step)
-    assert np.allclose(mine, p.detach().numpy(), rtol=1e-5, atol=1e-6)
-
-
-def test_rmsprop_generic_matches_optimizer():
-    p0, g = randn(10), randn(10)
-    p = tinygan.tensor(p0.copy(), requires_grad=True)
-    opt = tinygan.optim.RMSprop([p], lr=1e-2, alpha=0.9)
-    mine, s = p0.copy(), np.zeros(10, np.float32)
-    for _ in range(3):
-        p.grad = tinygan.tensor(g)
-        opt.step()
-        optim.rmsprop_generic(mine, g, s, 1e-2, 0.9, 1e-8, 0.0)
-    assert np.allclose(mine, p.detach().numpy(), rtol=1e-5, atol=1e-6)
-
-
 # -------------------------------------------------------- kernels == generic (GPU)
 
 def _cp():
@@ -159,25 +134,6 @@ def test_batchnorm_kernels():
 
 @gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["adam", "rmsprop"])
-def test_optimizer_kernels(name):
-    cp = _cp()
-    p, g = cp.asarray(randn(1000)), cp.asarray(randn(1000))
-    states = [cp.zeros(1000, cp.float32) for _ in range(2)]
-    p2, states2 = p.copy(), [s.copy() for s in states]
-    for step in (1, 2, 3):
-        if name == "adam":
-            args = (1e-3, 0.5, 0.999, 1e-8, 0.01, 1 - 0.5 ** step, 1 - 0.999 ** step)
-            optim.adam(p, g, *states, *args)
-            optim.adam_generic(p2, g, *states2, *args)
-        else:
-            optim.rmsprop(p, g, states[0], 1e-3, 0.99, 1e-8, 0.0)
-            optim.rmsprop_generic(p2, g, states2[0], 1e-3, 0.99, 1e-8, 0.0)
-    cp.testing.assert_allclose(p, p2, rtol=1e-4, atol=1e-6)
-
-
-@gpu
-@pytest.mark.gpu
 @pytest.mark.parametrize("shape", [(64, 3, 32, 32), (4, 5, 3, 2), (3, 700), (1, 1, 4)])
 def test_sum_kernel_in_every_layout(shape):
     # out[k] = sum over (r1, r2) of x seen as (R1, K, R2), for every memory order and axes
@@ -193,64 +149,6 @@ def test_sum_kernel_in_every_layout(shape):
                 want = base.astype(np.float64).sum(axis=axes)
                 np.testing.assert_allclose(cp.asnumpy(sum_over(a, axes)), want,
                                            rtol=1e-4, atol=1e-3)
-
-
-@gpu
-@pytest.mark.gpu
-@pytest.mark.parametrize("name", ["adam", "rmsprop"])
-def test_multi_tensor_optimizer_kernels(name):
-    # parameters of several sizes (one of 70,000: many blocks), updated in one launch
-    cp = _cp()
-    sizes = [1, 3, 1000, 70_000, 17]
-    ps = [cp.asarray(randn(n)) for n in sizes]
-    gs = [cp.asarray(randn(n)) for n in sizes]
-    n_states = 2 if name == "adam" else 1
-    states = [[cp.zeros(n, cp.float32) for n in sizes] for _ in range(n_states)]
-    ps2, states2 = [p.copy() for p in ps], [[s.copy() for s in col] for col in states]
-    for step in (1, 2, 3):
-        if name == "adam":
-            args = (1e-3, 0.5, 0.999, 1e-8, 0.01, 1 - 0.5 ** step, 1 - 0.999 ** step)
-            optim.adam_multi(ps, gs, *states, *args)
-            for i in range(len(sizes)):
-                optim.adam_generic(ps2[i], gs[i], states2[0][i], states2[1][i], *args)
-        else:
-            optim.rmsprop_multi(ps, gs, states[0], 1e-3, 0.99, 1e-8, 0.01)
-            for i in range(len(sizes)):
-                optim.rmsprop_generic(ps2[i], gs[i], states2[0][i], 1e-3, 0.99, 1e-8, 0.01)
-    for p, p2 in zip(ps, ps2):
-        cp.testing.assert_allclose(p, p2, rtol=1e-4, atol=1e-6)
-    for col, col2 in zip(states, states2):
-        for s, s2 in zip(col, col2):
-            cp.testing.assert_allclose(s, s2, rtol=1e-4, atol=1e-6)
-
-
-@gpu
-@pytest.mark.gpu
-@pytest.mark.parametrize("name", ["adam", "rmsprop"])
-def test_optimizers_on_the_gpu_match_the_cpu(name):
-    # the fused path of Optimizer.step (all of a group at once) against NumPy's, over
-    # steps where one parameter has no gradient (then that group goes parameter by
-    # parameter, as PyTorch skips it) and a reload of the state
-    shapes = [(4, 3, 2, 2), (4,), (7, 5)]
-    cpu = [tinygan.tensor(randn(*s), requires_grad=True) for s in shapes]
-    gpu = [tinygan.tensor(t.detach().numpy(), device="cuda", requires_grad=True) for t in cpu]
-    make = (lambda ps: tinygan.optim.Adam(ps, lr=1e-2, betas=(0.5, 0.9), weight_decay=0.01)) \
-        if name == "adam" else (lambda ps: tinygan.optim.RMSprop(ps, lr=1e-2, alpha=0.9))
-    opts = [make(cpu), make(gpu)]
-    for step in range(5):
-        grads = [randn(*s) for s in shapes]
-        for params in (cpu, gpu):
-            for i, (p, g) in enumerate(zip(params, grads)):
-                p.grad = None if (step == 2 and i == 1) else tinygan.tensor(g, device=p.device)
-        for opt in opts:
-            opt.step()
-        if step == 3:
-            opts[1].load_state_dict(opts[1].state_dict())
-    for a, b in zip(cpu, gpu):
-        np.testing.assert_allclose(b.detach().to("cpu").numpy(), a.detach().numpy(),
-                                   rtol=1e-4, atol=1e-6)
-    steps = [opts[1].state[p]["step"] for p in gpu]
-    assert steps == [opts[0].state[p]["step"] for p in cpu] == [5, 4, 5]
 
 
 @gpu

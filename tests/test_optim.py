@@ -6,6 +6,9 @@ import pytest
 
 import tinygan
 from tinygan import optim
+from tinygan.kernels import optim as optim_kernels
+from tinygan.optim import adam as adam_module
+from tinygan.optim import rmsprop as rmsprop_module
 
 RNG = np.random.default_rng(0)
 A = RNG.standard_normal((4, 3))
@@ -317,27 +320,34 @@ def test_matches_torch(name, kw):
     np.testing.assert_allclose(got, p.detach().numpy(), rtol=0, atol=1e-6)
 
 
-# -- the fused GPU path, with its generic twin standing in for the kernel ---------------------
+# -- the one-launch GPU path, with the array function standing in for the kernel -------------
+
+def _stand_in(update, calls):
+    """A multi-tensor kernel played by the array function, parameter after parameter."""
+    def multi(*columns, **hyper):
+        calls.append(update.__name__)
+        for row in zip(*columns):
+            update(*row, **hyper)
+    return multi
+
+
+@pytest.fixture
+def one_launch(monkeypatch):
+    """Every group fits one launch (kernels "on" for NumPy arrays); returns the launches."""
+    calls = []
+    monkeypatch.setattr(optim_kernels, "enabled", lambda *arrays: True)
+    monkeypatch.setattr(adam_module, "adam_multi", _stand_in(adam_module.adam, calls))
+    monkeypatch.setattr(rmsprop_module, "rmsprop_multi",
+                        _stand_in(rmsprop_module.rmsprop, calls))
+    return calls
+
 
 @pytest.mark.parametrize("name,kw", [("Adam", c) for c in ADAM_CASES if not c.get("amsgrad")]
                          + [("RMSprop", dict(lr=0.01)),
                             ("RMSprop", dict(lr=0.01, weight_decay=0.1))])
-def test_fused_kernel_dispatch_passes_the_right_arguments(name, kw, monkeypatch):
-    from tinygan import kernels
-    from tinygan.kernels import optim as fused
-    calls = []
-
-    def generic(twin):
-        def run(*args):
-            calls.append(1)
-            twin(*args)
-        return run
-
-    monkeypatch.setattr(kernels, "enabled", lambda *arrays: True)
-    monkeypatch.setattr(fused, "adam_multi", generic(fused.adam_multi_generic))
-    monkeypatch.setattr(fused, "rmsprop_multi", generic(fused.rmsprop_multi_generic))
+def test_one_launch_dispatch_passes_the_right_arguments(name, kw, one_launch):
     got = run_engine(lambda ps: getattr(optim, name)(ps, **kw))
-    assert len(calls) == 3  # one launch a step for the whole group
+    assert len(one_launch) == 3  # one launch a step for the whole group
     ref = dict(kw)
     if "betas" in ref:
         ref["b1"], ref["b2"] = ref.pop("betas")
@@ -345,43 +355,43 @@ def test_fused_kernel_dispatch_passes_the_right_arguments(name, kw, monkeypatch)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("name,kw", [("Adam", dict(lr=0.1, amsgrad=True)),
+                                     ("RMSprop", dict(lr=0.01, momentum=0.9)),
+                                     ("RMSprop", dict(lr=0.01, centered=True))])
+def test_variants_without_a_kernel_go_parameter_by_parameter(name, kw, one_launch):
+    run_engine(lambda ps: getattr(optim, name)(ps, **kw))
+    assert one_launch == []
+
+
 @pytest.mark.parametrize("name", ["Adam", "RMSprop"])
-def test_fused_group_step_equals_the_parameter_by_parameter_one(name, monkeypatch):
-    # the whole-group path (with generic twins for the kernels) against the plain loop,
-    # over steps where a parameter lacks a gradient and after a state reload
-    from tinygan import kernels
-    from tinygan.kernels import optim as fused
+def test_one_launch_group_step_equals_the_parameter_by_parameter_one(name, monkeypatch):
+    # the whole-group path (the array function standing in for the kernel) against the
+    # plain loop, over steps where a parameter lacks a gradient and after a state reload
     rng = np.random.default_rng(5)
     shapes = [(3, 2), (4,), (2, 2, 2)]
     grads = [[rng.standard_normal(s) for s in shapes] for _ in range(5)]
 
-    def train(fuse):
+    def train():
         params = [tinygan.tensor(np.ones(s), requires_grad=True) for s in shapes]
         opt = getattr(optim, name)(params, lr=0.01, weight_decay=0.1)
-        launches = []
-        with monkeypatch.context() as m:
-            if fuse:
-                m.setattr(kernels, "enabled", lambda *arrays: True)
-                for kernel in ("adam", "rmsprop", "adam_multi", "rmsprop_multi"):
-                    twin = getattr(fused, kernel + "_generic")
-                    m.setattr(fused, kernel, lambda *a, k=kernel, t=twin:
-                              (launches.append(k), t(*a)))
-            for step, gs in enumerate(grads):
-                for i, (p, g) in enumerate(zip(params, gs)):
-                    p.grad = None if (step == 2 and i == 1) else tinygan.tensor(g)
-                opt.step()
-                if step == 3:
-                    opt.load_state_dict(opt.state_dict())
-        return [p.data.copy() for p in params], [opt.state[p]["step"] for p in params], \
-            launches
+        for step, gs in enumerate(grads):
+            for i, (p, g) in enumerate(zip(params, gs)):
+                p.grad = None if (step == 2 and i == 1) else tinygan.tensor(g)
+            opt.step()
+            if step == 3:
+                opt.load_state_dict(opt.state_dict())
+        return [p.data.copy() for p in params], [opt.state[p]["step"] for p in params]
 
-    plain, plain_steps, _ = train(False)
-    fast, fast_steps, launches = train(True)
-    for a, b in zip(plain, fast):  # the twins order their float operations otherwise
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    plain, plain_steps = train()
+    with monkeypatch.context() as m:
+        launches = []
+        m.setattr(optim_kernels, "enabled", lambda *arrays: True)
+        m.setattr(adam_module, "adam_multi", _stand_in(adam_module.adam, launches))
+        m.setattr(rmsprop_module, "rmsprop_multi", _stand_in(rmsprop_module.rmsprop, launches))
+        fast, fast_steps = train()
+    for a, b in zip(plain, fast):
+        np.testing.assert_array_equal(a, b)
     assert plain_steps == fast_steps == [5, 4, 5]
-    multi = name.lower() + "_multi"
-    # steps 0 and 1: one launch each; step 2 (a missing gradient) and later (the steps
-    # differ): a launch per parameter that has a gradient
-    assert launches[:2] == [multi, multi] and multi not in launches[2:]
-    assert len(launches) == 2 + 2 + 3 + 3
+    # Adam's kernel takes one step count: once the parameters' counts differ (after step 2,
+    # where one had no gradient), its group goes parameter by parameter; RMSprop's has none
+    assert launches == (["adam"] * 3 if name == "Adam" else ["rmsprop"] * 5)

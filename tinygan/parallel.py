@@ -3,7 +3,8 @@
 NumPy runs matrix products on all cores (through its BLAS) but every ufunc on one. A
 ufunc on a large array releases the GIL, so the halves of an update like Adam's can run
 on two cores at once from two Python threads, and each element is computed exactly as it
-would be in one thread: the result is the same to the bit.
+would be in one thread: the result is the same to the bit. `apply` is the one call the
+optimisers make.
 
 The number of threads is TINYGAN_NUM_THREADS if set, else OMP_NUM_THREADS or
 OPENBLAS_NUM_THREADS (the variables that already say how many cores NumPy's BLAS may
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 MIN_SIZE = 1 << 17  # elements per array before splitting pays (measured: Adam, 2 cores)
 _VARIABLES = ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -58,3 +61,20 @@ def run(fn, parts: list[slice]) -> None:
     fn(parts[0])  # this thread takes the first part itself
     for future in futures:
         future.result()  # re-raises a worker's exception here
+
+
+def apply(fn, *arrays, **kwargs) -> None:
+    """fn(*arrays, **kwargs), for an elementwise fn that updates some of its arrays in place.
+
+    NumPy arrays of one shape, all C-contiguous, are flattened and each thread runs fn on
+    its part of them (see `split`); any other arrays (CuPy's, small ones) go to fn whole.
+    None stands for an array fn is not given, in every part.
+    """
+    first = arrays[0]
+    parts = split(first.size) if isinstance(first, np.ndarray) else None
+    if parts is None or len(parts) == 1 or not all(
+            a is None or a.flags.c_contiguous for a in arrays):
+        fn(*arrays, **kwargs)
+        return
+    flat = [None if a is None else a.reshape(-1) for a in arrays]
+    run(lambda part: fn(*(None if a is None else a[part] for a in flat), **kwargs), parts)

@@ -1,23 +1,51 @@
-"""Adam, and its AMSGrad variant."""
+"""Adam, and its AMSGrad variant: one update on arrays, and the optimiser that runs it."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .. import kernels, parallel
+from .. import parallel
 from ..backend import get_array_module
+from ..kernels.optim import adam_multi, fits_one_launch
+from .inplace import addcdiv_, lerp_
 from .optimizer import Optimizer
 
 
+def adam(p, g, m, v, vmax=None, *, lr: float, betas: tuple[float, float], eps: float,
+         weight_decay: float, step: int) -> None:
+    """One Adam step on one parameter's arrays (NumPy or CuPy), in place:
+
+        m += (1 - b1) (g - m)                  m = b1 m + (1 - b1) g
+        v += (1 - b2) (g^2 - v)                v = b2 v + (1 - b2) g^2
+        p -= lr m_hat / (sqrt(v_hat) + eps)    m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+
+    Weight decay first adds wd p to the gradient (L2, as PyTorch's Adam; not AdamW's
+    decoupled decay). With `vmax` (AMSGrad) v_hat is made of the running maximum of v.
+    """
+    xp = get_array_module(p)
+    b1, b2 = betas
+    if weight_decay:
+        g = g + weight_decay * p  # a new array: p.grad itself is left alone
+    work = xp.empty_like(p)  # the one scratch array of the step
+    lerp_(m, g, 1 - b1, work)                            # m += (1 - b1) (g - m)
+    lerp_(v, xp.multiply(g, g, out=work), 1 - b2, work)  # v += (1 - b2) (g^2 - v)
+    if vmax is not None:
+        v = xp.maximum(vmax, v, out=vmax)
+    # lr m_hat / (sqrt(v_hat) + eps) = lr_t m / (sqrt(v) + eps_t): the bias corrections
+    # folded into two numbers (Kingma & Ba 2015, end of section 2) save a pass
+    c1, c2 = 1 - b1 ** step, 1 - b2 ** step
+    lr_t, eps_t = lr * math.sqrt(c2) / c1, eps * math.sqrt(c2)
+    denom = xp.sqrt(v, out=work)
+    denom += eps_t
+    addcdiv_(p, m, denom, -lr_t, work)                   # p -= lr_t m / denom
+
+
 class Adam(Optimizer):
-    """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m_hat / (sqrt(v_hat) + eps).
+    """Kingma & Ba 2015, Algorithm 1, in PyTorch's form: `adam` on every parameter.
 
-    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t) undo the bias towards the zero start.
-
-    Kingma & Ba 2015, Algorithm 1, in PyTorch's order: weight decay is added to the
-    gradient (L2, not AdamW's decoupled decay), and eps is added after the square root.
-    With `amsgrad` (Reddi et al. 2018) the denominator uses the running maximum of v.
+    eps is added after the square root, and weight decay to the gradient; with `amsgrad`
+    (Reddi et al. 2018) the denominator uses the running maximum of v. On a GPU a group's
+    parameters are updated in one launch of `kernels.optim.adam_multi`, the same
+    arithmetic over all of them.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -41,64 +69,15 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = p.xp.zeros_like(p.data)
         return state
 
-    def _step_group(self, group) -> bool:
-        fusable = None if group["amsgrad"] else self._fusable(group, "exp_avg", "exp_avg_sq")
-        if fusable is None:
-            return False
-        datas, grads, states, (ms, vs) = fusable
-        for state in states:
-            state["step"] += 1
-        t = states[0]["step"]
-        (b1, b2), eps, wd = group["betas"], group["eps"], group["weight_decay"]
-        from ..kernels import optim as fused  # every parameter in one launch on a GPU
-        fused.adam_multi(datas, grads, ms, vs, group["lr"], b1, b2, eps, wd, 1 - b1 ** t,
-                         1 - b2 ** t)
-        return True
-
-    def _update(self, param, grad, state, group):
-        xp = get_array_module(param)
-        (b1, b2), eps, wd = group["betas"], group["eps"], group["weight_decay"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        state["step"] += 1
-        t = state["step"]
-        if not group["amsgrad"] and grad.dtype == param.dtype and kernels.enabled(param, grad):
-            from ..kernels import optim as fused  # one fused launch on a GPU
-            fused.adam(param, grad, m, v, group["lr"], b1, b2, eps, wd, 1 - b1 ** t,
-                       1 - b2 ** t)
+    def _update(self, params, states, group):
+        hyper = dict(lr=group["lr"], betas=group["betas"], eps=group["eps"],
+                     weight_decay=group["weight_decay"])
+        arrays = ([p.data for p in params], [p.grad.data for p in params],
+                  [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states])
+        steps = {s["step"] for s in states}
+        if len(steps) == 1 and not group["amsgrad"] and fits_one_launch(*arrays):
+            adam_multi(*arrays, step=steps.pop(), **hyper)
             return
-        if wd != 0:
-            grad = grad + wd * param  # a new array: p.grad itself is left alone
-        arrays = [param, grad, m, v]
-        if group["amsgrad"]:
-            arrays.append(state.setdefault("max_exp_avg_sq", xp.zeros_like(param)))
-        hyper = (group["lr"], b1, b2, eps, 1 - b1 ** t, 1 - b2 ** t)
-        if xp is np and all(a.flags.c_contiguous for a in arrays):
-            # big arrays: a part per thread (the same bits as one thread)
-            flat = [a.reshape(-1) for a in arrays]
-            parallel.run(lambda part: _adam_arrays(*(a[part] for a in flat), hyper=hyper),
-                         parallel.split(param.size))
-        else:
-            _adam_arrays(*arrays, hyper=hyper)
-
-
-def _adam_arrays(param, grad, m, v, vmax=None, *, hyper) -> None:
-    """The update on arrays of one shape, in place (param, m, v, vmax)."""
-    lr, b1, b2, eps, bias1, bias2 = hyper
-    xp = get_array_module(param)
-    work = xp.empty_like(param)  # the one scratch array of this step
-    xp.subtract(grad, m, out=work)  # m += (1-b1)(g - m), PyTorch's lerp
-    work *= 1 - b1
-    m += work
-    v *= b2
-    xp.multiply(grad, grad, out=work)
-    work *= 1 - b2
-    v += work
-    if vmax is not None:  # AMSGrad: the denominator uses the running maximum of v
-        xp.maximum(vmax, v, out=vmax)
-        v = vmax
-    xp.sqrt(v, out=work)  # denominator sqrt(v_hat) + eps
-    work /= math.sqrt(bias2)
-    work += eps
-    xp.divide(m, work, out=work)
-    work *= lr / bias1
-    param -= work
+        for p, g, m, v, state in zip(*arrays, states):
+            vmax = state["max_exp_avg_sq"] if group["amsgrad"] else None
+            parallel.apply(adam, p, g, m, v, vmax, step=state["step"], **hyper)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from ..backend import get_array_module
 from .._tensor import Tensor
+from ..backend import get_array_module
 
 
 def _tensors(params) -> list:

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, kernels
+from .. import backend
 from .._tensor import Tensor
 from ..autograd import enable_grad
 
@@ -14,8 +14,8 @@ from ..autograd import enable_grad
 class Optimizer:
     """Holds `param_groups` (dicts of "params" and hyper-parameters) and per-parameter `state`.
 
-    A subclass sets `defaults` and writes `_update(p, grad, state, group)`, which changes
-    the arrays `p.data` and `state[...]` in place.
+    A subclass sets `defaults`, `_init_state(p, group)` and `_update(params, states,
+    group)`, which changes the arrays `p.data` and `state[...]` in place.
     """
 
     def __init__(self, params, defaults: dict):
@@ -82,60 +82,28 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None and p.grad.data.shape != p.data.shape:
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.data.shape != p.data.shape:
                     raise ValueError(f"{type(self).__name__}.step: gradient of shape "
                                      f"{p.grad.data.shape} for a parameter of shape "
                                      f"{p.data.shape}")
-            if self._step_group(group):
-                continue
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = self._init_state(p, group)
-                self._update(p.data, p.grad.data, state, group)
+            states = []
+            for p in params:
+                if p not in self.state:
+                    self.state[p] = self._init_state(p, group)
+                self.state[p]["step"] += 1
+                states.append(self.state[p])
+            self._update(params, states, group)
         return loss
-
-    def _fusable(self, group, *state_keys):
-        """The group's (params, grads, states, a list per state key) when one launch can
-        update them all: on a GPU with kernels on, every parameter with a gradient of its
-        dtype, every array (the states named too) C-contiguous, every parameter at the
-        same step. None otherwise."""
-        params = group["params"]
-        if not params:
-            return None
-        datas = [p.data for p in params]
-        grads = [None if p.grad is None else p.grad.data for p in params]
-        if any(g is None for g in grads) or not kernels.enabled(*datas, *grads):
-            return None
-        dtype = datas[0].dtype
-        if any(a.dtype != dtype or not a.flags.c_contiguous for a in datas + grads):
-            return None
-        states = []
-        for p in params:
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = self._init_state(p, group)
-            states.append(state)
-        if any(s["step"] != states[0]["step"] for s in states):
-            return None
-        columns = [[s[k] for s in states] for k in state_keys]
-        if any(not a.flags.c_contiguous or a.dtype != dtype for c in columns for a in c):
-            return None
-        return datas, grads, states, columns
-
-    def _step_group(self, group) -> bool:
-        """Update a whole group at once, if the optimiser can (Adam's and RMSprop's fused
-        GPU kernels); False sends it parameter by parameter to `_update`."""
-        return False
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
         """The state of a parameter before its first step (arrays like `p.data`)."""
         return {"step": 0}
 
-    def _update(self, param, grad, state: dict, group: dict) -> None:
+    def _update(self, params: list, states: list, group: dict) -> None:
+        """Update `p.data` and `state[...]` in place for every parameter of the group that
+        has a gradient (its state's step already counts this one)."""
         raise NotImplementedError
 
     # -- saving and resuming

@@ -1,17 +1,51 @@
-"""RMSprop, plain, with momentum, and centered."""
+"""RMSprop, plain, with momentum, and centered: one update on arrays, and the optimiser."""
 from __future__ import annotations
 
-from .. import kernels
+from .. import parallel
 from ..backend import get_array_module
+from ..kernels.optim import fits_one_launch, rmsprop_multi
+from .inplace import addcdiv_, lerp_
 from .optimizer import Optimizer
 
 
-class RMSprop(Optimizer):
-    """s = a s + (1-a) g^2; p -= lr g / (sqrt(s) + eps); momentum: b = mu b + g/(...), p -= lr b.
+def rmsprop(p, g, square_avg, grad_avg=None, momentum_buffer=None, *, lr: float,
+            alpha: float, eps: float, weight_decay: float, momentum: float = 0) -> None:
+    """One RMSprop step on one parameter's arrays (NumPy or CuPy), in place:
 
-    Tieleman & Hinton 2012 (Lecture 6.5), as PyTorch writes it: gbar = a gbar + (1-a) g
-    is the running mean of the gradient, and centered RMSprop (Graves 2013) uses
-    d = sqrt(s - gbar^2) + eps, a variance. Weight decay is added to the gradient first.
+        s += (1 - a) (g^2 - s)                 s = a s + (1 - a) g^2
+        p -= lr g / (sqrt(s) + eps)
+
+    Weight decay first adds wd p to the gradient. Centered (Graves 2013, with `grad_avg`):
+    gbar += (1 - a) (g - gbar), and the denominator is sqrt(s - gbar^2) + eps, a standard
+    deviation. Momentum (with `momentum_buffer`): b = mu b + g / denominator; p -= lr b.
+    """
+    xp = get_array_module(p)
+    if weight_decay:
+        g = g + weight_decay * p  # a new array: p.grad itself is left alone
+    work = xp.empty_like(p)  # the one scratch array of the step
+    lerp_(square_avg, xp.multiply(g, g, out=work), 1 - alpha, work)  # s += (1 - a) (g^2 - s)
+    if grad_avg is None:
+        denom = xp.sqrt(square_avg, out=work)
+    else:
+        lerp_(grad_avg, g, 1 - alpha, work)              # gbar += (1 - a) (g - gbar)
+        denom = xp.multiply(grad_avg, grad_avg, out=work)
+        xp.subtract(square_avg, denom, out=denom)
+        xp.sqrt(denom, out=denom)
+    denom += eps
+    if momentum_buffer is None:
+        addcdiv_(p, g, denom, -lr, work)                 # p -= lr g / denom
+    else:
+        momentum_buffer *= momentum                      # b = mu b + g / denom
+        addcdiv_(momentum_buffer, g, denom, 1, work)
+        xp.multiply(momentum_buffer, lr, out=work)       # p -= lr b
+        p -= work
+
+
+class RMSprop(Optimizer):
+    """Tieleman & Hinton 2012 (Lecture 6.5), as PyTorch writes it: `rmsprop` on every parameter.
+
+    On a GPU a group's parameters (plain RMSprop, without momentum or centering) are updated
+    in one launch of `kernels.optim.rmsprop_multi`, the same arithmetic over all of them.
     """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
@@ -38,52 +72,17 @@ class RMSprop(Optimizer):
             state["grad_avg"] = p.xp.zeros_like(p.data)
         return state
 
-    def _step_group(self, group) -> bool:
+    def _update(self, params, states, group):
+        hyper = dict(lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+                     weight_decay=group["weight_decay"])
+        arrays = ([p.data for p in params], [p.grad.data for p in params],
+                  [s["square_avg"] for s in states])
         plain = group["momentum"] == 0 and not group["centered"]
-        fusable = self._fusable(group, "square_avg") if plain else None
-        if fusable is None:
-            return False
-        datas, grads, states, (square_avgs,) = fusable
-        for state in states:
-            state["step"] += 1
-        from ..kernels import optim as fused  # every parameter in one launch on a GPU
-        fused.rmsprop_multi(datas, grads, square_avgs, group["lr"], group["alpha"],
-                            group["eps"], group["weight_decay"])
-        return True
-
-    def _update(self, param, grad, state, group):
-        xp = get_array_module(param)
-        alpha, eps, wd, mu = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
-        state["step"] += 1
-        square_avg = state["square_avg"]
-        if (mu == 0 and not group["centered"] and grad.dtype == param.dtype
-                and kernels.enabled(param, grad)):
-            from ..kernels import optim as fused  # one fused launch on a GPU
-            fused.rmsprop(param, grad, square_avg, group["lr"], alpha, eps, wd)
+        if plain and fits_one_launch(*arrays):
+            rmsprop_multi(*arrays, **hyper)
             return
-        if wd != 0:
-            grad = grad + wd * param  # a new array: p.grad itself is left alone
-        work = xp.multiply(grad, grad)  # the one scratch array of this step
-        work *= 1 - alpha
-        square_avg *= alpha
-        square_avg += work
-        if group["centered"]:
-            grad_avg = state.setdefault("grad_avg", xp.zeros_like(param))
-            xp.subtract(grad, grad_avg, out=work)  # gbar += (1-a)(g - gbar), PyTorch's lerp
-            work *= 1 - alpha
-            grad_avg += work
-            xp.multiply(grad_avg, grad_avg, out=work)
-            xp.subtract(square_avg, work, out=work)
-            xp.sqrt(work, out=work)
-        else:
-            xp.sqrt(square_avg, out=work)
-        work += eps
-        xp.divide(grad, work, out=work)
-        if mu > 0:
-            buf = state.setdefault("momentum_buffer", xp.zeros_like(param))
-            buf *= mu
-            buf += work
-            xp.multiply(buf, group["lr"], out=work)
-        else:
-            work *= group["lr"]
-        param -= work
+        for p, g, square_avg, state in zip(*arrays, states):
+            grad_avg = state["grad_avg"] if group["centered"] else None
+            buf = state["momentum_buffer"] if group["momentum"] > 0 else None
+            parallel.apply(rmsprop, p, g, square_avg, grad_avg, buf,
+                           momentum=group["momentum"], **hyper)

@@ -27,17 +27,18 @@ class SGD(Optimizer):
                                       dampening=float(dampening),
                                       weight_decay=float(weight_decay), nesterov=bool(nesterov)))
 
-    def _update(self, param, grad, state, group):
+    def _update(self, params, states, group):
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        state["step"] += 1
-        if wd != 0:
-            grad = grad + wd * param  # a new array: p.grad itself is left alone
-        if mu != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()
-            else:
-                buf *= mu
-                buf += (1 - group["dampening"]) * grad
-            grad = grad + mu * buf if group["nesterov"] else buf
-        param -= lr * grad
+        for p, state in zip(params, states):
+            param, grad = p.data, p.grad.data
+            if wd != 0:
+                grad = grad + wd * param  # a new array: p.grad itself is left alone
+            if mu != 0:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = grad.copy()
+                else:
+                    buf *= mu
+                    buf += (1 - group["dampening"]) * grad
+                grad = grad + mu * buf if group["nesterov"] else buf
+            param -= lr * grad
