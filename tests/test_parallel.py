@@ -36,25 +36,57 @@ def test_a_worker_error_reaches_the_caller(monkeypatch):
         parallel.run(fail, parallel.split(4 * parallel.MIN_SIZE))
 
 
-@pytest.mark.parametrize("amsgrad,weight_decay", [(False, 0.0), (True, 0.01)])
-def test_adam_on_two_threads_is_bit_identical_to_one(monkeypatch, amsgrad, weight_decay):
+def test_apply_splits_big_numpy_arrays_and_passes_the_rest_whole(monkeypatch):
+    monkeypatch.setenv("TINYGAN_NUM_THREADS", "2")
+    seen = []
+
+    def double(a, b, none, *, by):
+        seen.append((a.size, none))
+        a *= by
+        b *= by
+    big = np.ones((4, parallel.MIN_SIZE))
+    other = np.ones_like(big)
+    parallel.apply(double, big, other, None, by=2.0)
+    assert sorted(seen) == [(2 * parallel.MIN_SIZE, None)] * 2  # two halves, None in each
+    assert (big == 2).all() and (other == 2).all()
+    seen.clear()
+    strided = np.ones((4, 2 * parallel.MIN_SIZE))[:, ::2]  # not contiguous: one call
+    parallel.apply(double, strided, np.ones_like(strided), None, by=3.0)
+    assert seen == [(strided.size, None)] and (strided == 3).all()
+
+
+MAKERS = {
+    "adam": lambda ps: optim.Adam(ps, lr=1e-3, betas=(0.5, 0.999)),
+    "amsgrad": lambda ps: optim.Adam(ps, lr=1e-3, betas=(0.5, 0.999), amsgrad=True,
+                                     weight_decay=0.01),
+    "rmsprop": lambda ps: optim.RMSprop(ps, lr=1e-3, weight_decay=0.01),
+    "rmsprop-centered-momentum": lambda ps: optim.RMSprop(ps, lr=1e-3, centered=True,
+                                                          momentum=0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_optimizers_on_two_threads_are_bit_identical_to_one(monkeypatch, name):
     rng = np.random.default_rng(0)
     shapes = [(700, 600), (300,), (3, 5)]  # one big enough to split, two that are not
     assert 700 * 600 >= 2 * parallel.MIN_SIZE
     values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
-    results = []
+    results, splits = [], []
+    run = parallel.run
+    monkeypatch.setattr(parallel, "run", lambda fn, parts: (splits.append(len(parts)),
+                                                            run(fn, parts)))
     for threads in ("1", "2"):
         monkeypatch.setenv("TINYGAN_NUM_THREADS", threads)
         params = [tinygan.tensor(v.copy(), requires_grad=True) for v in values]
-        opt = optim.Adam(params, lr=1e-3, betas=(0.5, 0.999), amsgrad=amsgrad,
-                         weight_decay=weight_decay)
+        opt = MAKERS[name](params)
         for g in grads:
             for p, gi in zip(params, g):
                 p.grad = tinygan.tensor(gi)
             opt.step()
         results.append([p.data.copy() for p in params] +
                         [s[k].copy() for s in opt.state.values() for k in s if k != "step"])
+    assert splits == [2] * 3  # the big parameter, in halves, on two threads only
     for one, two in zip(*results):
         assert np.array_equal(one, two)
 
