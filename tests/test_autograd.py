@@ -224,3 +224,19 @@ def test_multiple_output_function_and_unused_outputs():
     first, _ = SplitTwo()(x)
     (first * 5.0).sum().backward()  # the second output gets a zero gradient
     np.testing.assert_allclose(x.grad.numpy(), [5.0, 5.0, 0.0])
+
+
+def test_post_accumulate_grad_hooks_run_after_the_gradient_is_in_place():
+    w = tinygan.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    seen = []
+    handle = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.numpy().copy()))
+    (w * w).sum().backward()
+    (3 * w).sum().backward()  # accumulates: 2w + 3
+    np.testing.assert_allclose(seen, [[2.0, 4.0], [5.0, 7.0]])
+    handle.remove()
+    w.sum().backward()
+    assert len(seen) == 2
+    tinygan.grad((w * w).sum(), w)  # grad() adds into no .grad: no hook
+    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="leaf tensors only"):
+        (w * 2).register_post_accumulate_grad_hook(print)

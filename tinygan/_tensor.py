@@ -191,6 +191,18 @@ class Tensor:
         from .autograd import run_backward  # the autograd builds on Tensor: imported here
         run_backward([self], [gradient], create_graph=create_graph, retain_graph=retain_graph)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(self) after each backward() that adds into this leaf's `.grad`, as
+        PyTorch's: DistributedDataParallel averages gradients over processes this way.
+        Returns a handle whose remove() unregisters the hook."""
+        if self.creator is not None:
+            raise RuntimeError("post-accumulate-grad hooks can be registered on leaf tensors "
+                               "only")
+        hooks = self.__dict__.setdefault("_post_accumulate_hooks", {})
+        handle = _HookHandle(hooks)
+        hooks[handle] = hook
+        return handle
+
     def retain_grad(self):
         raise NotImplementedError("retain_grad: use tinygan.grad(output, tensor) instead")
 
@@ -207,3 +219,13 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if like is not None:
         return Tensor(like.xp.asarray(x, dtype=like.dtype))
     return Tensor(np.asarray(x, dtype=np.float32))
+
+
+class _HookHandle:
+    """What register_post_accumulate_grad_hook returns: remove() takes the hook away."""
+
+    def __init__(self, hooks: dict):
+        self._hooks = hooks
+
+    def remove(self) -> None:
+        self._hooks.pop(self, None)

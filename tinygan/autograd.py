@@ -226,6 +226,8 @@ def _accumulate_into_leaves(grads: dict, create_graph: bool) -> None:
             x.grad = x.grad + g
         else:
             x.grad = Tensor(x.grad.data + g.data)
+        for hook in list(x.__dict__.get("_post_accumulate_hooks", {}).values()):
+            hook(x)
 
 
 def run_backward(outputs, grad_outputs, create_graph=False, inputs=None, retain_graph=None,
