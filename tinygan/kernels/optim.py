@@ -1,6 +1,6 @@
 """Adam and RMSprop on a GPU: every parameter of a group in one launch.
 
-`optim.adam.adam` and `optim.rmsprop.rmsprop` update one parameter in seven to ten array
+`optim.adam.adam` and `optim.rmsprop.rmsprop` update one parameter in about ten array
 passes, each a launch on a GPU. A GAN's optimiser holds a few dozen parameters, and on a
 GPU each launch costs the host 10-20 us whatever its size (plus the Python around it), so
 `adam_multi` and `rmsprop_multi` do the same arithmetic, line for line, for all of them in
@@ -33,8 +33,8 @@ __device__ inline int tinygan_find(const long long* starts, int count, long long
 
 extern "C" __global__ void tinygan_adam_multi_DTYPE(
     const long long* table, const long long* starts, const int count, const long long total,
-    const DTYPE one_minus_b1, const DTYPE one_minus_b2, const DTYPE eps_t,
-    const DTYPE minus_lr_t, const DTYPE wd) {
+    const DTYPE b1, const DTYPE one_minus_b1, const DTYPE b2, const DTYPE one_minus_b2,
+    const DTYPE eps_t, const DTYPE minus_lr_t, const DTYPE wd) {
   for (long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x; i < total;
        i += (long long)blockDim.x * gridDim.x) {
     int k = tinygan_find(starts, count, i);
@@ -44,8 +44,8 @@ extern "C" __global__ void tinygan_adam_multi_DTYPE(
     DTYPE* m = (DTYPE*)table[4 * k + 2];
     DTYPE* v = (DTYPE*)table[4 * k + 3];
     DTYPE gj = g[j] + wd * p[j];
-    DTYPE mj = m[j] + (gj - m[j]) * one_minus_b1;
-    DTYPE vj = v[j] + (gj * gj - v[j]) * one_minus_b2;
+    DTYPE mj = m[j] * b1 + gj * one_minus_b1;
+    DTYPE vj = v[j] * b2 + gj * gj * one_minus_b2;
     m[j] = mj;
     v[j] = vj;
     p[j] += mj / (sqrt(vj) + eps_t) * minus_lr_t;
@@ -54,7 +54,8 @@ extern "C" __global__ void tinygan_adam_multi_DTYPE(
 
 extern "C" __global__ void tinygan_rmsprop_multi_DTYPE(
     const long long* table, const long long* starts, const int count, const long long total,
-    const DTYPE one_minus_alpha, const DTYPE eps, const DTYPE minus_lr, const DTYPE wd) {
+    const DTYPE alpha, const DTYPE one_minus_alpha, const DTYPE eps, const DTYPE minus_lr,
+    const DTYPE wd) {
   for (long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x; i < total;
        i += (long long)blockDim.x * gridDim.x) {
     int k = tinygan_find(starts, count, i);
@@ -63,7 +64,7 @@ extern "C" __global__ void tinygan_rmsprop_multi_DTYPE(
     const DTYPE* g = (const DTYPE*)table[3 * k + 1];
     DTYPE* s = (DTYPE*)table[3 * k + 2];
     DTYPE gj = g[j] + wd * p[j];
-    DTYPE sj = s[j] + (gj * gj - s[j]) * one_minus_alpha;
+    DTYPE sj = s[j] * alpha + gj * gj * one_minus_alpha;
     s[j] = sj;
     p[j] += gj / (sqrt(sj) + eps) * minus_lr;
   }
@@ -90,13 +91,13 @@ def adam_multi(params, grads, exp_avgs, exp_avg_sqs, *, lr, betas, eps, weight_d
     c1, c2 = 1 - b1 ** step, 1 - b2 ** step
     lr_t, eps_t = lr * math.sqrt(c2) / c1, eps * math.sqrt(c2)  # as `adam` folds them
     _launch("adam", (params, grads, exp_avgs, exp_avg_sqs),
-            (1 - b1, 1 - b2, eps_t, -lr_t, weight_decay))
+            (b1, 1 - b1, b2, 1 - b2, eps_t, -lr_t, weight_decay))
 
 
 def rmsprop_multi(params, grads, square_avgs, *, lr, alpha, eps, weight_decay):
     """`optim.rmsprop.rmsprop` (plain: no momentum, not centered) on every (param, grad,
     square_avg) at once, in place, in one launch."""
-    _launch("rmsprop", (params, grads, square_avgs), (1 - alpha, eps, -lr, weight_decay))
+    _launch("rmsprop", (params, grads, square_avgs), (alpha, 1 - alpha, eps, -lr, weight_decay))
 
 
 def _launch(name, columns, scalars):

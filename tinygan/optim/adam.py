@@ -6,7 +6,7 @@ import math
 from .. import parallel
 from ..backend import get_array_module
 from ..kernels.optim import adam_multi, fits_one_launch
-from .inplace import addcdiv_, lerp_
+from .inplace import add_, addcdiv_, addcmul_
 from .optimizer import Optimizer
 
 
@@ -14,8 +14,8 @@ def adam(p, g, m, v, vmax=None, *, lr: float, betas: tuple[float, float], eps: f
          weight_decay: float, step: int) -> None:
     """One Adam step on one parameter's arrays (NumPy or CuPy), in place:
 
-        m += (1 - b1) (g - m)                  m = b1 m + (1 - b1) g
-        v += (1 - b2) (g^2 - v)                v = b2 v + (1 - b2) g^2
+        m = b1 m + (1 - b1) g
+        v = b2 v + (1 - b2) g^2
         p -= lr m_hat / (sqrt(v_hat) + eps)    m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
 
     Weight decay first adds wd p to the gradient (L2, as PyTorch's Adam; not AdamW's
@@ -26,8 +26,10 @@ def adam(p, g, m, v, vmax=None, *, lr: float, betas: tuple[float, float], eps: f
     if weight_decay:
         g = g + weight_decay * p  # a new array: p.grad itself is left alone
     work = xp.empty_like(p)  # the one scratch array of the step
-    lerp_(m, g, 1 - b1, work)                            # m += (1 - b1) (g - m)
-    lerp_(v, xp.multiply(g, g, out=work), 1 - b2, work)  # v += (1 - b2) (g^2 - v)
+    m *= b1                  # m = b1 m + (1 - b1) g
+    add_(m, g, 1 - b1, work)
+    v *= b2                  # v = b2 v + (1 - b2) g^2
+    addcmul_(v, g, g, 1 - b2, work)
     if vmax is not None:
         v = xp.maximum(vmax, v, out=vmax)
     # lr m_hat / (sqrt(v_hat) + eps) = lr_t m / (sqrt(v) + eps_t): the bias corrections
@@ -36,7 +38,7 @@ def adam(p, g, m, v, vmax=None, *, lr: float, betas: tuple[float, float], eps: f
     lr_t, eps_t = lr * math.sqrt(c2) / c1, eps * math.sqrt(c2)
     denom = xp.sqrt(v, out=work)
     denom += eps_t
-    addcdiv_(p, m, denom, -lr_t, work)                   # p -= lr_t m / denom
+    addcdiv_(p, m, denom, -lr_t, work)  # p -= lr_t m / denom
 
 
 class Adam(Optimizer):

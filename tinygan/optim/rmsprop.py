@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import parallel
 from ..backend import get_array_module
 from ..kernels.optim import fits_one_launch, rmsprop_multi
-from .inplace import addcdiv_, lerp_
+from .inplace import add_, addcdiv_, addcmul_
 from .optimizer import Optimizer
 
 
@@ -12,22 +12,24 @@ def rmsprop(p, g, square_avg, grad_avg=None, momentum_buffer=None, *, lr: float,
             alpha: float, eps: float, weight_decay: float, momentum: float = 0) -> None:
     """One RMSprop step on one parameter's arrays (NumPy or CuPy), in place:
 
-        s += (1 - a) (g^2 - s)                 s = a s + (1 - a) g^2
+        s = a s + (1 - a) g^2
         p -= lr g / (sqrt(s) + eps)
 
     Weight decay first adds wd p to the gradient. Centered (Graves 2013, with `grad_avg`):
-    gbar += (1 - a) (g - gbar), and the denominator is sqrt(s - gbar^2) + eps, a standard
+    gbar = a gbar + (1 - a) g, and the denominator is sqrt(s - gbar^2) + eps, a standard
     deviation. Momentum (with `momentum_buffer`): b = mu b + g / denominator; p -= lr b.
     """
     xp = get_array_module(p)
     if weight_decay:
         g = g + weight_decay * p  # a new array: p.grad itself is left alone
     work = xp.empty_like(p)  # the one scratch array of the step
-    lerp_(square_avg, xp.multiply(g, g, out=work), 1 - alpha, work)  # s += (1 - a) (g^2 - s)
+    square_avg *= alpha                                  # s = a s + (1 - a) g^2
+    addcmul_(square_avg, g, g, 1 - alpha, work)
     if grad_avg is None:
         denom = xp.sqrt(square_avg, out=work)
     else:
-        lerp_(grad_avg, g, 1 - alpha, work)              # gbar += (1 - a) (g - gbar)
+        grad_avg *= alpha                                # gbar = a gbar + (1 - a) g
+        add_(grad_avg, g, 1 - alpha, work)
         denom = xp.multiply(grad_avg, grad_avg, out=work)
         xp.subtract(square_avg, denom, out=denom)
         xp.sqrt(denom, out=denom)
