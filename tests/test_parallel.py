@@ -1,4 +1,8 @@
 """Elementwise work split over threads gives the same bits as one thread."""
+import multiprocessing
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -92,8 +96,6 @@ def test_optimizers_on_two_threads_are_bit_identical_to_one(monkeypatch, name):
 
 
 def test_a_forked_child_gets_its_own_threads(monkeypatch):
-    import multiprocessing
-    import os
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork on this platform")
     monkeypatch.setenv("TINYGAN_NUM_THREADS", "2")
@@ -101,7 +103,6 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     parallel.run(lambda part: None, parts)  # the parent's pool exists now
     pid = os.fork()
     if pid == 0:  # the child: a pool inherited without threads would hang here
-        import signal
         signal.alarm(30)  # so a hang fails the test instead of stalling the suite
         out = np.zeros(4 * parallel.MIN_SIZE)
 
