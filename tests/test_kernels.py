@@ -5,6 +5,8 @@ textbook formula and with tinygan.functional (so the GPU comparison below compar
 against the right thing). With CuPy and a GPU: each kernel agrees with its generic twin
 in float32 (rtol 1e-4); elsewhere those tests are skipped with the reason.
 """
+import itertools
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ import tinygan.functional as F
 from tinygan import backend
 from tinygan.functional.conv import _col2im_array, _im2col_array
 from tinygan.kernels import activation, batchnorm, im2col
+from tinygan.kernels.reduce import sum_over
 
 rng = np.random.default_rng(0)
 gpu = pytest.mark.skipif(not backend.cuda_is_available(),
@@ -137,8 +140,6 @@ def test_batchnorm_kernels():
 @pytest.mark.parametrize("shape", [(64, 3, 32, 32), (4, 5, 3, 2), (3, 700), (1, 1, 4)])
 def test_sum_kernel_in_every_layout(shape):
     # out[k] = sum over (r1, r2) of x seen as (R1, K, R2), for every memory order and axes
-    import itertools
-    from tinygan.kernels.reduce import sum_over
     cp = _cp()
     base = randn(*shape)
     for perm in itertools.permutations(range(len(shape))):

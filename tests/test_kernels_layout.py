@@ -1,8 +1,9 @@
 """The layout logic of the GPU paths, checked on NumPy arrays (it runs here, GPU or not).
 
-`sum_over` sums over axes as matrix-vector products chosen from the array's memory
-order; `in_memory_order` keeps a kernel's output laid out as its inputs. Both are plain
-array code, so NumPy arrays in every memory order exercise every branch; on a GPU,
+`sum_over` sums over axes as one (R1, K, R2) sum planned from the array's memory order
+(on NumPy arrays the kernel's twin, a reshape and a sum, runs the same plan);
+`in_memory_order` keeps a kernel's output laid out as its inputs. Both are plain array
+code, so NumPy arrays in every memory order exercise every branch; on a GPU,
 tests/test_kernels.py and tests/test_gpu_parity.py compare the CuPy results as well.
 """
 import itertools
