@@ -140,6 +140,28 @@ def test_second_derivatives_agree_on_cpu_and_gpu():
         np.testing.assert_allclose(gpu, cpu, rtol=RTOL, atol=ATOL)
 
 
+def generator_penalty(device):
+    """A generator-side gradient penalty: its second derivatives run the backward of every
+    gradient op (ConvTranspose2dGrad, BatchNormGrad, LeakyReLUGrad, BCEWithLogitsGrad)."""
+    z = tinygan.tensor(away(2, 3, 3, 3), device=device, requires_grad=True)
+    params = [tinygan.tensor(a, device=device, requires_grad=True)
+              for a in (away(3, 2, 4, 4, seed=1), away(2, seed=2), away(2, seed=3))]
+    w, gamma, beta = params
+    h = F.conv_transpose2d(z, w, stride=2, padding=1)                      # (2, 2, 6, 6)
+    h = F.leaky_relu(F.batch_norm(h, None, None, gamma, beta, training=True), 0.2)
+    target = tinygan.tensor(np.random.default_rng(4).random(h.shape).astype(np.float32),
+                            device=device)
+    loss = F.binary_cross_entropy_with_logits(h, target, reduction="sum")
+    g, = tinygan.grad(loss, z, create_graph=True)
+    (g ** 2).sum().backward()
+    return [p.grad.to("cpu").numpy() for p in params]
+
+
+def test_second_derivatives_through_the_gradient_ops_agree_on_cpu_and_gpu():
+    for cpu, gpu in zip(generator_penalty("cpu"), generator_penalty("cuda")):
+        np.testing.assert_allclose(gpu, cpu, rtol=RTOL, atol=ATOL)
+
+
 def test_creation_on_gpu_is_float32_and_moves_back():
     for t in (tinygan.randn(2, 3, device="cuda"), tinygan.zeros(2, device="cuda"),
               tinygan.tensor([1.0, 2.0], device="cuda")):
