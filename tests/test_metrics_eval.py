@@ -9,12 +9,14 @@ import pytest
 
 import tinygan
 from tinygan.data import load, to_signed_unit
+from tinygan.evaluate import main as evaluate_main
 from tinygan.gans import DataInfo, build, defaults
 from tinygan.metrics import evaluate as ev
 from tinygan.metrics import stacked_mnist, stacked_mnist_modes
 from tinygan.metrics.features import feature_network
 from tinygan.metrics.frechet import frechet_distance_from_features
 from tinygan.metrics.stacked import predict_digits
+from tinygan.training import Training
 
 
 @pytest.fixture(autouse=True)
@@ -114,13 +116,11 @@ def test_stacked_mnist_is_built_and_its_modes_recovered_by_the_classifier():
 
 
 def test_evaluate_cli_writes_metrics_json(tmp_path, capsys):
-    gan, config, dataset = make_gan("mnist-10k")
+    _, config, dataset = make_gan("mnist-10k")
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    tinygan.save({"gan": gan.state_dict(), "step": 0, "config": json.dumps(config)},
-                 run / "checkpoints" / "latest.npz")
-    from tinygan.evaluate import main
-    assert main([str(run), "--samples", "200"]) == 0
+    tinygan.save(Training(config, dataset).state_dict(), run / "checkpoints" / "latest.npz")
+    assert evaluate_main([str(run), "--samples", "200"]) == 0
     out = capsys.readouterr().out
     assert "FID (tinygan LeNet-84 features)" in out and "real-data floor" in out
     report = json.loads((run / "metrics.json").read_text())
@@ -128,4 +128,4 @@ def test_evaluate_cli_writes_metrics_json(tmp_path, capsys):
     assert report["about"]["generated_samples"] == 200
     assert report["about"]["classifier_dataset"] == "mnist-10k"
     assert not list(run.glob(".metrics.json*"))  # no temp file left behind
-    assert main([str(tmp_path / "nowhere")]) == 2
+    assert evaluate_main([str(tmp_path / "nowhere")]) == 2
