@@ -10,7 +10,9 @@ import csv
 import math
 
 import numpy as np
+from PIL import Image
 
+from .data import load
 from .files import atomic_path
 
 
@@ -50,8 +52,6 @@ def save_grid(images: np.ndarray, path: str, nrow: int | None = None,
               scale: int | None = None) -> None:
     """Save (N, C, H, W) images in [-1, 1] as one PNG grid; small images (32 pixels or
     less) are drawn twice their size unless `scale` says otherwise."""
-    from PIL import Image
-
     if scale is None:
         scale = 2 if images.shape[-1] <= 32 else 1
     grid = image_grid(images, nrow)
@@ -112,8 +112,6 @@ def save_losses_plot(csv_path: str, path: str, title: str = "") -> None:
 
 def save_gif(frame_paths: list[str], path: str, ms_per_frame: int = 200) -> None:
     """Join PNG frames into an animated GIF (the last frame held longer)."""
-    from PIL import Image
-
     if not frame_paths:
         return
     frames = [Image.open(p).convert("RGB") for p in frame_paths]
@@ -147,9 +145,6 @@ def save_mixture_scatters(runs, method, datasets, seeds, path, n_real: int = 250
     """A mode-collapse study's runs: generated points (red, each run's "samples") over
     n_real points of the real mixture (grey); a row per dataset, a column per seed."""
     plt = _pyplot()
-
-    from .data import load
-
     fig, axes = plt.subplots(len(datasets), seeds, figsize=(2.2 * seeds, 2.3 * len(datasets)),
                              dpi=100, squeeze=False)
     for row, d in enumerate(datasets):

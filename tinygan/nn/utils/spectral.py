@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ... import backend
 from ..._tensor import Tensor
+from ..conv import ConvTranspose2d
 from ..module import Module
 from ..parameter import Parameter
 
@@ -67,8 +68,6 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
     dim is the output dimension of the weight: 0, except 1 for ConvTranspose2d, whose
     weight is (in, out, kh, kw).
     """
-    from ..conv import ConvTranspose2d
-
     for hook in module._forward_pre_hooks.values():
         if isinstance(hook, SpectralNorm) and hook.name == name:
             raise RuntimeError(f"spectral_norm: {name!r} of {type(module).__name__} is "
