@@ -148,10 +148,10 @@ class DistributedDataParallel(Module):
         """Sum the bucket's gradients (zeros where none came) and their 'got one' slots
         over the ranks; each parameter some rank had a gradient for gets sum / N."""
         flat, n = bucket.buffer(bucket.params[0].data), bucket.numel
-        for k, (p, part) in enumerate(zip(bucket.params, bucket.slices)):
-            got = id(p) in self._arrived
-            flat[part].reshape(p.shape)[...] = p.grad.data if got else 0
-            flat[n + k] = got
+        got = [id(p) in self._arrived for p in bucket.params]
+        for p, part, has in zip(bucket.params, bucket.slices, got):
+            flat[part].reshape(p.shape)[...] = p.grad.data if has else 0
+        flat[n:] = backend.get_array_module(flat).asarray(got, dtype=flat.dtype)  # one copy
         distributed.all_reduce(flat)
         size = distributed.get_world_size()
         for p, part, count in zip(bucket.params, bucket.slices, backend.to_numpy(flat[n:])):
