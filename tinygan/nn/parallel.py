@@ -81,10 +81,10 @@ class DistributedDataParallel(Module):
     - Gradients travel in buckets of about bucket_cap_mb megabytes, one all-reduce each.
     - Each forward reads from its outputs' graph which parameters a backward will reach.
       A parameter's post-accumulate-grad hook marks it ready; a bucket is reduced once
-      each of its parameters is ready or was reached by no forward (in D's update, which
-      gives G nothing, G's buckets are never opened). Every rank reduces the same buckets
-      in the same order, so none waits for a call another never makes; a parameter that
-      got no gradient on any rank keeps its .grad.
+      each of its parameters is ready or was reached by no forward. (D's update, on
+      G(z).detach(), reaches none of G's: G's buckets wait for G's update.) Every rank
+      reduces the same buckets in the same order, so none waits for a call another never
+      makes; a parameter that got no gradient on any rank keeps its .grad.
     - Every rank runs the same forwards and backwards. Call the wrapper, not .module, for
       what is backpropagated. `.module` (or unwrap(model)) is the model itself, what a
       checkpoint stores: the wrapper's state_dict() names every key "module.<key>", as
