@@ -43,7 +43,7 @@ class BCEWithLogits(Function):
 
 
 class BCEWithLogitsGrad(Function):
-    """gx = gy (s - t) with s = sigmoid(x), in one pass.
+    """gx = gy (s - t) with s = sigmoid(x) (one fused pass on the GPU).
 
     Its derivatives: d/dgy = s - t, d/dx = gy s (1 - s), d/dt = -gy.
     """
