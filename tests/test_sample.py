@@ -14,9 +14,9 @@ def runs(tmp_path_factory):
         dataset = train.load_dataset(vars(args))
         config = train.make_config(args, train.DataInfo.of(dataset))
         run = train.Run(config, str(root / name), progress=False, dataset=dataset)
-        run.fixed_z = run.fixed_z[:8]  # a small sample grid keeps the fixture quick
-        if run.fixed_labels is not None:
-            run.fixed_labels = run.fixed_labels[:8]
+        run.grid_size = 8  # a small sample grid keeps the fixture quick
+        if run.grid_labels is not None:
+            run.grid_labels = run.grid_labels[:8]
         run.train()
     return root
 
@@ -51,7 +51,12 @@ def test_png_grids(runs, tmp_path):
     from PIL import Image
     assert sample.main([str(runs / "cgan"), "-n", "8", "--out", str(tmp_path / "d.png")]) == 0
     grid = Image.open(tmp_path / "d.png")
-    assert grid.size == (3 * 30 + 2, 3 * 30 + 2)  # 8 images, 3 a row, 2 pixels of padding
+    # 8 images, 3 a row, 2 pixels of padding, drawn at twice the size as training's grids
+    assert grid.size == (2 * (3 * 30 + 2), 2 * (3 * 30 + 2))
+    assert sample.main([str(runs / "cgan"), "-n", "64", "--out", str(tmp_path / "e.png")]) == 0
+    trained = Image.open(runs / "cgan" / "samples" / "step_0000000.png")
+    assert Image.open(tmp_path / "e.png").size[0] == 2 * (8 * 30 + 2)
+    assert trained.size[0] == 2 * (8 * 30 + 2)  # a row of 8, as the 64-sample grid
     assert sample.main([str(runs / "vanilla"), "-n", "8", "--out", str(tmp_path / "p.png")]) == 0
     assert Image.open(tmp_path / "p.png").size[0] > 100  # a matplotlib scatter
 

@@ -125,6 +125,12 @@ def finished_run(folder: str | None, config: dict) -> dict | None:
                          "delete it or give --fresh") from e
 
 
+def _save_checkpoint(path: str, state: dict) -> None:
+    """A run in progress: the training's one checkpoint format, plus the time it has taken
+    and its trajectory so far."""
+    save(state, path)
+
+
 def train_and_score(config: dict, folder: str | None = None, fresh: bool = False) -> dict:
     """Train one GAN with tinygan.train's loop, then score 2,500 of its samples.
 
@@ -166,8 +172,8 @@ def train_and_score(config: dict, folder: str | None = None, fresh: bool = False
 
     def save_checkpoint(training, losses):
         if checkpoint and training.step % CHECKPOINT_EVERY == 0 and not training.finished:
-            save({**training.state_dict(), "trajectory": json.dumps(trajectory),
-                  "seconds": elapsed()}, checkpoint)
+            _save_checkpoint(checkpoint, {**training.state_dict(), "seconds": elapsed(),
+                                          "trajectory": json.dumps(trajectory)})
 
     diverged = None
     try:
