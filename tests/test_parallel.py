@@ -90,7 +90,7 @@ def test_optimizers_on_two_threads_are_bit_identical_to_one(monkeypatch, name):
             opt.step()
         results.append([p.data.copy() for p in params] +
                         [s[k].copy() for s in opt.state.values() for k in s if k != "step"])
-    assert splits == [1] * 3 + [2] * 3  # the big parameter: whole on one thread, halves on two
+    assert splits == [2] * 3  # the big parameter, in halves, on two threads only
     for one, two in zip(*results):
         assert np.array_equal(one, two)
 

@@ -71,10 +71,10 @@ def apply(fn, *arrays, **kwargs) -> None:
     None stands for an array fn is not given, in every part.
     """
     first = arrays[0]
-    if first.size < 2 * MIN_SIZE or not isinstance(first, np.ndarray) or not all(
+    parts = split(first.size) if first.size >= 2 * MIN_SIZE else None
+    if parts is None or len(parts) == 1 or not isinstance(first, np.ndarray) or not all(
             a is None or a.flags.c_contiguous for a in arrays):
         fn(*arrays, **kwargs)
         return
     flat = [None if a is None else a.reshape(-1) for a in arrays]
-    run(lambda part: fn(*(None if a is None else a[part] for a in flat), **kwargs),
-        split(first.size))
+    run(lambda part: fn(*(None if a is None else a[part] for a in flat), **kwargs), parts)

@@ -6,7 +6,7 @@ import math
 from .. import parallel
 from ..backend import get_array_module
 from ..kernels.optim import adam_multi, fits_one_launch
-from .inplace import add_, addcdiv_, addcmul_
+from .inplace import addcdiv_, average_
 from .optimizer import Optimizer
 
 
@@ -26,10 +26,8 @@ def adam(p, g, m, v, vmax=None, *, lr: float, betas: tuple[float, float], eps: f
     if weight_decay:
         g = g + weight_decay * p  # a new array: p.grad itself is left alone
     work = xp.empty_like(p)  # the one scratch array of the step
-    m *= b1                  # m = b1 m + (1 - b1) g
-    add_(m, g, 1 - b1, work)
-    v *= b2                  # v = b2 v + (1 - b2) g^2
-    addcmul_(v, g, g, 1 - b2, work)
+    average_(m, g, b1, work)                            # m = b1 m + (1 - b1) g
+    average_(v, xp.multiply(g, g, out=work), b2, work)  # v = b2 v + (1 - b2) g^2
     if vmax is not None:
         v = xp.maximum(vmax, v, out=vmax)
     # lr m_hat / (sqrt(v_hat) + eps) = lr_t m / (sqrt(v) + eps_t): the bias corrections

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import parallel
 from ..backend import get_array_module
 from ..kernels.optim import fits_one_launch, rmsprop_multi
-from .inplace import add_, addcdiv_, addcmul_
+from .inplace import addcdiv_, average_
 from .optimizer import Optimizer
 
 
@@ -22,14 +22,12 @@ def rmsprop(p, g, square_avg, grad_avg=None, momentum_buffer=None, *, lr: float,
     xp = get_array_module(p)
     if weight_decay:
         g = g + weight_decay * p  # a new array: p.grad itself is left alone
-    work = xp.empty_like(p)  # the one scratch array of the step
-    square_avg *= alpha                                  # s = a s + (1 - a) g^2
-    addcmul_(square_avg, g, g, 1 - alpha, work)
+    work = g * g  # the one scratch array of the step, g^2 first
+    average_(square_avg, work, alpha, work)              # s = a s + (1 - a) g^2
     if grad_avg is None:
         denom = xp.sqrt(square_avg, out=work)
     else:
-        grad_avg *= alpha                                # gbar = a gbar + (1 - a) g
-        add_(grad_avg, g, 1 - alpha, work)
+        average_(grad_avg, g, alpha, work)               # gbar = a gbar + (1 - a) g
         denom = xp.multiply(grad_avg, grad_avg, out=work)
         xp.subtract(square_avg, denom, out=denom)
         xp.sqrt(denom, out=denom)
