@@ -13,7 +13,7 @@ import pytest
 import tinygan
 from tinygan import backend, nn, optim
 from tinygan.gans import DataInfo, build, defaults
-from tinygan.gans import wgan_gp
+from tinygan.gans import nets, wgan_gp
 from tinygan._tensor import Tensor
 from tinygan.autograd import enable_grad
 from tinygan.testing import gradcheck
@@ -254,6 +254,40 @@ def test_wgan_gp_critic_has_no_batchnorm():
     for info in (GRAY28, RGB64):
         gan = make_gan("wgan-gp", info)
         assert not [m for m in gan.D.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def test_wgan_gp_builds_only_its_own_networks_and_adam():
+    """WGAN's generator, a critic without BatchNorm, and Adam(1e-4, (0, 0.9)), not
+    RMSprop: nothing built and thrown away."""
+    built = []
+    real_init = nn.Module.__init__
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nn.Module, "__init__", lambda self: (built.append(self),
+                                                          real_init(self))[1])
+        gan = make_gan("wgan-gp", GRAY28)
+    kept = {id(m) for net in (gan.G, gan.D) for m in net.modules()}
+    assert all(id(m) in kept for m in built)
+    for opt, lr in ((gan.opt_g, 1e-4), (gan.opt_d, 1e-4)):
+        assert isinstance(opt, optim.Adam)
+        assert opt.param_groups[0]["lr"] == lr and opt.param_groups[0]["betas"] == (0.0, 0.9)
+
+
+def batchnorms(net) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_dcgan_discriminator_has_batchnorm_exactly_when_asked(size):
+    convs = {28: 2, 32: 7, 64: 4}[size]  # every convolution but the first gets one
+    with_bn = nets.dcgan_discriminator((3, size, size), batchnorm=True)
+    without = nets.dcgan_discriminator((3, size, size), batchnorm=False)
+    assert batchnorms(with_bn) == convs - 1 and batchnorms(without) == 0
+    # the variants' own: BatchNorm in D at 64x64 only (Radford et al.); at 28 and 32 the
+    # benchmarks' D, which has none
+    for variant in ("dcgan", "wgan", "cgan"):
+        gan = make_gan(variant, DataInfo("image", (3, size, size), 2))
+        body = gan.D.body if variant == "cgan" else gan.D
+        assert batchnorms(body) == (3 if size == 64 else 0), variant
 
 
 # ------------------------------------------------------------ WGAN's clipping

@@ -32,12 +32,17 @@ class DataInfo:
         return cls("image", tuple(dataset.image_shape), int(dataset.num_classes or 0))
 
 
+#: the remedies a variant can accept; label smoothing only makes sense with BCE, so a
+#: critic (WGAN, WGAN-GP, SAGAN's hinge) accepts the others
+REMEDIES = ("feature_matching", "minibatch_discrimination", "pack", "label_smoothing")
+CRITIC_REMEDIES = ("feature_matching", "minibatch_discrimination", "pack")
+
+
 class GAN:
     """A generator G, a discriminator (or critic) D, their optimisers and a step."""
 
     name = ""
-    #: remedies this variant accepts (label smoothing only makes sense with BCE)
-    remedies = ("feature_matching", "minibatch_discrimination", "pack", "label_smoothing")
+    remedies = REMEDIES  # those this variant accepts
     conditional = False
 
     def __init__(self, config: dict, info: DataInfo):

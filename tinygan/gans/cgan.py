@@ -13,11 +13,15 @@ from .. import functional as F
 from .. import nn
 from ..creation import ones_like
 from .base import update
-from .nets import (dcgan_discriminator, dcgan_generator, init_dcgan_, mlp_discriminator,
-                   mlp_generator)
+from .nets import (DCGAN_D_BATCHNORM, dcgan_discriminator, dcgan_generator, init_dcgan_,
+                   points_discriminator, points_generator)
 from .remedies import feature_matching_loss
 from .vanilla import VanillaGAN, discriminator_loss
 from .vanilla import defaults as vanilla_defaults
+
+# Without projection, D sees the label as one more input: an image as an extra channel
+# (an embedding of H*W values), a 2D point as this many extra learnt features.
+POINT_LABEL_FEATURES = 8
 
 
 def defaults(info) -> dict:
@@ -51,7 +55,8 @@ class ConditionalDiscriminator(nn.Module):
         if projection:
             self.embed = nn.Embedding(num_classes, feature_dim)
         else:
-            per_sample = in_shape[1] * in_shape[2] if len(in_shape) == 3 else 8
+            per_sample = (in_shape[1] * in_shape[2] if len(in_shape) == 3
+                          else POINT_LABEL_FEATURES)
             self.embed = nn.Embedding(num_classes, per_sample)
 
     def _with_label(self, x, y):
@@ -86,24 +91,21 @@ class ConditionalGAN(VanillaGAN):
         projection = bool(cfg.get("projection"))
         mbd = bool(cfg.get("minibatch_discrimination"))
         if info.kind == "points":
-            body_g = mlp_generator(self.z_dim + e, info.shape, hidden=(400, 400, 400, 400),
-                                   slope=0, batchnorm=True, tanh=False)
-            d_in = info.shape if projection else (info.shape[0] + 8,)
-            body_d = mlp_discriminator(d_in, hidden=(200, 200, 200),
-                                       minibatch_discrimination=mbd)
-            feature_dim = 200
+            body_g = points_generator(self.z_dim + e, info.shape)
+            d_in = info.shape if projection else (info.shape[0] + POINT_LABEL_FEATURES,)
+            body_d = points_discriminator(d_in, mbd)
         else:
+            size = info.shape[1]
             body_g = dcgan_generator(self.z_dim + e, info.shape)
             c = info.shape[0] + (0 if projection else 1)
             body_d = dcgan_discriminator((c,) + tuple(info.shape[1:]),
-                                         dropout=0.3 if info.shape[1] == 28 else 0.0,
+                                         batchnorm=DCGAN_D_BATCHNORM[size],
+                                         dropout=0.3 if size == 28 else 0.0,
                                          minibatch_discrimination=mbd)
-            feature_dim = body_d.head.in_features if mbd is False else \
-                body_d.head.in_features - 50
             init_dcgan_(body_g)
             init_dcgan_(body_d)
         G = ConditionalGenerator(body_g, k, e)
-        D = ConditionalDiscriminator(body_d, k, info.shape, projection, feature_dim)
+        D = ConditionalDiscriminator(body_d, k, info.shape, projection, body_d.feature_dim)
         return G, D
 
     def discriminate(self, x, labels=None):

@@ -7,7 +7,7 @@ is the vanilla GAN's (Goodfellow et al. 2014, non-saturating G loss).
 """
 from __future__ import annotations
 
-from .nets import dcgan_discriminator, dcgan_generator, init_dcgan_
+from .nets import DCGAN_D_BATCHNORM, dcgan_discriminator, dcgan_generator, init_dcgan_
 from .vanilla import VanillaGAN
 
 
@@ -24,12 +24,12 @@ class DCGAN(VanillaGAN):
     name = "dcgan"
 
     def build(self):
-        cfg = self.config
+        size = self.info.shape[1]
         G = dcgan_generator(self.z_dim, self.info.shape)
-        D = dcgan_discriminator(self.d_input_shape, batchnorm=True,
-                                dropout=0.3 if self.info.shape[1] == 28 else 0.0,
+        D = dcgan_discriminator(self.d_input_shape, batchnorm=DCGAN_D_BATCHNORM[size],
+                                dropout=0.3 if size == 28 else 0.0,
                                 minibatch_discrimination=bool(
-                                    cfg.get("minibatch_discrimination")))
+                                    self.config.get("minibatch_discrimination")))
         init_dcgan_(G)
         init_dcgan_(D)
         return G, D

@@ -22,11 +22,13 @@ class Discriminator(nn.Module):
                  sn=False):
         super().__init__()
         self.features = features
+        self.feature_dim = feature_dim  # the width of features(x)
         self.minibatch = None
+        head_in = feature_dim
         if minibatch_discrimination:
-            self.minibatch = MinibatchDiscrimination(feature_dim, 50, 5)
-            feature_dim += 50
-        self.head = _sn(nn.Linear(feature_dim, 1), sn)
+            self.minibatch = MinibatchDiscrimination(feature_dim)
+            head_in += self.minibatch.out_features
+        self.head = _sn(nn.Linear(head_in, 1), sn)
 
     def forward(self, x):
         h = self.features(x)
@@ -72,6 +74,25 @@ def mlp_discriminator(in_shape: tuple, hidden=(1024, 512, 256), slope=0.2, dropo
     return Discriminator(nn.Sequential(*layers), width, minibatch_discrimination, sn)
 
 
+# The networks for 2D mixtures, of the sizes of PacGAN's experiments (Lin et al. 2018,
+# sec. 5.1): G four ReLU layers of 400 units with BatchNorm, then a linear output; D three
+# layers of 200. Every variant that trains on points uses these.
+POINTS_G_HIDDEN = (400, 400, 400, 400)
+POINTS_D_HIDDEN = (200, 200, 200)
+
+
+def points_generator(z_dim: int, out_shape: tuple) -> nn.Module:
+    """G for 2D points: z -> 4 x (Linear(400), BatchNorm, ReLU) -> Linear(2)."""
+    return mlp_generator(z_dim, out_shape, hidden=POINTS_G_HIDDEN, slope=0, batchnorm=True,
+                         tanh=False)
+
+
+def points_discriminator(in_shape: tuple, minibatch_discrimination=False) -> Discriminator:
+    """D for 2D points (or packs of them): 3 x (Linear(200), LeakyReLU(0.2)) -> Linear(1)."""
+    return mlp_discriminator(in_shape, hidden=POINTS_D_HIDDEN,
+                             minibatch_discrimination=minibatch_discrimination)
+
+
 # ---------------------------------------------------------------------------- DCGAN
 
 
@@ -106,26 +127,36 @@ def dcgan_generator(z_dim: int, image_shape: tuple) -> nn.Module:
     raise ValueError(f"dcgan: no generator for images of size {size} (28, 32 or 64)")
 
 
-def dcgan_discriminator(image_shape: tuple, batchnorm=True, dropout=0.3,
+# Which DCGAN discriminators have BatchNorm, by image size: Radford et al.'s 64x64 one; not
+# the 28x28 and 32x32 ones of BENCHMARKS.md (dcgan-mnist has dropout instead).
+DCGAN_D_BATCHNORM = {28: False, 32: False, 64: True}
+
+
+def dcgan_discriminator(image_shape: tuple, *, batchnorm: bool, dropout=0.3,
                         minibatch_discrimination=False, slope=None) -> Discriminator:
-    """Strided convolutions (Radford et al. 2016); batchnorm=False for WGAN-GP's critic."""
+    """Strided convolutions (Radford et al. 2016); batchnorm=True puts BatchNorm after every
+    convolution but the first (the paper's guideline: none at D's input)."""
     c, size = image_shape[0], image_shape[1]
 
     def norm(ch):
         return [nn.BatchNorm2d(ch)] if batchnorm else []
 
-    if size == 28:  # dcgan-mnist (no BatchNorm, as BENCHMARKS.md)
-        drop = [nn.Dropout(dropout)] if dropout else []
+    def drop():
+        return [nn.Dropout(dropout)] if dropout else []
+
+    if size == 28:  # dcgan-mnist
         feats = nn.Sequential(
-            nn.Conv2d(c, 64, 5, 2, 2), nn.LeakyReLU(slope or 0.2), *drop,
-            nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(slope or 0.2), *drop, nn.Flatten())
+            nn.Conv2d(c, 64, 5, 2, 2), nn.LeakyReLU(slope or 0.2), *drop(),
+            nn.Conv2d(64, 128, 5, 2, 2), *norm(128), nn.LeakyReLU(slope or 0.2), *drop(),
+            nn.Flatten())
         return Discriminator(feats, 128 * 7 * 7, minibatch_discrimination)
     if size == 32:  # dcgan-cifar10
         a = slope or 0.1
         layers, ch = [], c
         for out, k, s, p in [(64, 3, 1, 1), (64, 4, 2, 1), (128, 3, 1, 1), (128, 4, 2, 1),
                              (256, 3, 1, 1), (256, 4, 2, 1), (512, 3, 1, 1)]:
-            layers += [nn.Conv2d(ch, out, k, s, p), nn.LeakyReLU(a)]
+            layers += [nn.Conv2d(ch, out, k, s, p), *(norm(out) if layers else []),
+                       nn.LeakyReLU(a)]
             ch = out
         return Discriminator(nn.Sequential(*layers, nn.Flatten()), 512 * 4 * 4,
                              minibatch_discrimination)

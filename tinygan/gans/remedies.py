@@ -43,11 +43,6 @@ def pack(x: Tensor, m: int) -> Tensor:
     return x.reshape((x.shape[0] // m, m * x.shape[1]) + tuple(x.shape[2:]))
 
 
-def packed_shape(shape: tuple, m: int) -> tuple:
-    """The discriminator's input shape when packing m samples."""
-    return (shape[0] * m,) + tuple(shape[1:])
-
-
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
     """|| E f(x) - E f(G(z)) ||_2^2 over a batch (Salimans et al. 2016, sec. 3.1)."""
     diff = real_features.mean(0) - fake_features.mean(0)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from .base import GAN, update
+from .base import CRITIC_REMEDIES, GAN, update
 from .nets import sagan_discriminator, sagan_generator
 
 
@@ -24,7 +24,7 @@ def defaults(info) -> dict:
 
 class SAGAN(GAN):
     name = "sagan"
-    remedies = ("feature_matching", "minibatch_discrimination", "pack")
+    remedies = CRITIC_REMEDIES
 
     def build(self):
         G = sagan_generator(self.z_dim, self.info.shape)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import functional as F
 from ..creation import ones_like, zeros_like
 from .base import GAN, update
-from .nets import mlp_discriminator, mlp_generator
+from .nets import mlp_discriminator, mlp_generator, points_discriminator, points_generator
 from .remedies import feature_matching_loss, real_target
 
 
@@ -35,17 +35,13 @@ class VanillaGAN(GAN):
     name = "vanilla"
 
     def build(self):
-        cfg, info = self.config, self.info
-        mbd = bool(cfg.get("minibatch_discrimination"))
+        info = self.info
+        mbd = bool(self.config.get("minibatch_discrimination"))
         if info.kind == "points":
-            G = mlp_generator(self.z_dim, info.shape, hidden=(400, 400, 400, 400), slope=0,
-                              batchnorm=True, tanh=False)
-            D = mlp_discriminator(self.d_input_shape, hidden=(200, 200, 200),
-                                  minibatch_discrimination=mbd)
-        else:
-            G = mlp_generator(self.z_dim, info.shape)
-            D = mlp_discriminator(self.d_input_shape, minibatch_discrimination=mbd)
-        return G, D
+            return (points_generator(self.z_dim, info.shape),
+                    points_discriminator(self.d_input_shape, mbd))
+        return (mlp_generator(self.z_dim, info.shape),
+                mlp_discriminator(self.d_input_shape, minibatch_discrimination=mbd))
 
     def step(self, next_batch) -> dict:
         cfg = self.config

@@ -10,9 +10,9 @@ Clipping keeps f K-Lipschitz (crudely); it follows *every* critic step.
 from __future__ import annotations
 
 from .. import optim
-from .base import GAN, update
-from .nets import (dcgan_discriminator, dcgan_generator, init_dcgan_, mlp_discriminator,
-                   mlp_generator)
+from .base import CRITIC_REMEDIES, GAN, update
+from .nets import (DCGAN_D_BATCHNORM, dcgan_discriminator, dcgan_generator, init_dcgan_,
+                   points_discriminator, points_generator)
 
 
 def defaults(info) -> dict:
@@ -24,18 +24,16 @@ def defaults(info) -> dict:
 
 class WGAN(GAN):
     name = "wgan"
-    remedies = ("feature_matching", "minibatch_discrimination", "pack")
+    remedies = CRITIC_REMEDIES
 
     def build(self):
         mbd = bool(self.config.get("minibatch_discrimination"))
         if self.info.kind == "points":
-            G = mlp_generator(self.z_dim, self.info.shape, hidden=(400, 400, 400, 400),
-                              slope=0, batchnorm=True, tanh=False)
-            D = mlp_discriminator(self.d_input_shape, hidden=(200, 200, 200),
-                                  minibatch_discrimination=mbd)
-            return G, D
+            return (points_generator(self.z_dim, self.info.shape),
+                    points_discriminator(self.d_input_shape, mbd))
         G = dcgan_generator(self.z_dim, self.info.shape)
-        D = dcgan_discriminator(self.d_input_shape, batchnorm=True, dropout=0.0,
+        D = dcgan_discriminator(self.d_input_shape,
+                                batchnorm=DCGAN_D_BATCHNORM[self.info.shape[1]], dropout=0.0,
                                 minibatch_discrimination=mbd)
         init_dcgan_(G)
         init_dcgan_(D)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from ..autograd import grad
 from ..creation import rand
-from .nets import dcgan_discriminator, mlp_discriminator
-from .base import GAN
-from .wgan import WGAN, update
+from .base import CRITIC_REMEDIES, GAN, update
+from .nets import (dcgan_discriminator, dcgan_generator, init_dcgan_, points_discriminator,
+                   points_generator)
 
 
 def defaults(info) -> dict:
@@ -35,21 +35,23 @@ def gradient_penalty(critic, real, fake, pack=lambda x: x):
     return ((norms - 1.0) ** 2).mean()
 
 
-class WGANGP(WGAN):
+class WGANGP(GAN):
+    """WGAN's networks (its critic without BatchNorm) and Adam(1e-4, betas (0, 0.9)), the
+    optimiser every GAN gets unless its paper says otherwise (WGAN's RMSprop)."""
+
     name = "wgan-gp"
+    remedies = CRITIC_REMEDIES
 
     def build(self):
-        G, _ = super().build()  # the same generator as WGAN's
         mbd = bool(self.config.get("minibatch_discrimination"))
         if self.info.kind == "points":
-            D = mlp_discriminator(self.d_input_shape, hidden=(200, 200, 200),
-                                  minibatch_discrimination=mbd)
-        else:
-            D = dcgan_discriminator(self.d_input_shape, batchnorm=False, dropout=0.0,
-                                    minibatch_discrimination=mbd)
+            return (points_generator(self.z_dim, self.info.shape),
+                    points_discriminator(self.d_input_shape, mbd))
+        G = dcgan_generator(self.z_dim, self.info.shape)
+        D = dcgan_discriminator(self.d_input_shape, batchnorm=False, dropout=0.0,
+                                minibatch_discrimination=mbd)
+        init_dcgan_(G)  # the critic keeps its layers' default initialisation
         return G, D
-
-    optimizers = GAN.optimizers  # Adam(1e-4, betas (0, 0.9)), not WGAN's RMSprop
 
     def step(self, next_batch) -> dict:
         cfg = self.config
