@@ -4,7 +4,9 @@ tinygan uses PyTorch's names, argument orders and layouts, so the same source bu
 networks, losses and optimisers in both: `Framework` holds the handful of entry points
 that differ only by module (`nn`, `F`, `optim`, `grad`, `randn`, ...), and every workload
 below is written against it. That is what makes the comparison fair by construction: the
-shapes, the losses and the update order cannot drift apart between the two.
+shapes, the losses and the update order cannot drift apart between the two. The networks
+are those the GAN variants train (gans/nets.py): tests/test_bench.py builds both and checks
+that they have the same layers and give the same outputs for the same weights.
 
 PyTorch is never imported here; `torch_framework()` imports it when it is asked for.
 """
@@ -13,6 +15,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from . import creation, nn, optim
+from . import functional as F
+from .autograd import grad
 
 WORKLOADS = ("vanilla-mnist", "dcgan-mnist", "wgan-gp-mnist", "dcgan-cifar10", "sagan-cifar10")
 
@@ -36,17 +42,15 @@ class Framework:
 
 
 def tinygan_framework(device: str = "cpu") -> Framework:
-    import tinygan
-    from tinygan import functional as F
-    from tinygan import nn, optim
-    fw = Framework("tinygan", device, nn, F, optim, tinygan.grad, tinygan.randn, tinygan.rand,
-                   tinygan.zeros, tinygan.zeros_like, tinygan.ones_like, tinygan.manual_seed)
+    fw = Framework("tinygan", device, nn, F, optim, grad, creation.randn, creation.rand,
+                   creation.zeros, creation.zeros_like, creation.ones_like,
+                   creation.manual_seed)
     fw.layers = _layers(fw)
     return fw
 
 
 def torch_framework(device: str = "cpu") -> Framework:
-    import torch
+    import torch  # only when asked for: PyTorch is never a dependency of tinygan
     fw = Framework("torch", device, torch.nn, torch.nn.functional, torch.optim,
                    torch.autograd.grad, torch.randn, torch.rand, torch.zeros, torch.zeros_like,
                    torch.ones_like,
