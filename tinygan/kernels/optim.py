@@ -33,8 +33,8 @@ __device__ inline int tinygan_find(const long long* starts, int count, long long
 
 extern "C" __global__ void tinygan_adam_multi_DTYPE(
     const long long* table, const long long* starts, const int count, const long long total,
-    const DTYPE b1, const DTYPE one_minus_b1, const DTYPE b2, const DTYPE one_minus_b2,
-    const DTYPE eps_t, const DTYPE minus_lr_t, const DTYPE wd) {
+    const DTYPE one_minus_b1, const DTYPE b2, const DTYPE one_minus_b2, const DTYPE root_c2,
+    const DTYPE eps, const DTYPE minus_lr_c1, const DTYPE wd) {
   for (long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x; i < total;
        i += (long long)blockDim.x * gridDim.x) {
     int k = tinygan_find(starts, count, i);
@@ -44,11 +44,11 @@ extern "C" __global__ void tinygan_adam_multi_DTYPE(
     DTYPE* m = (DTYPE*)table[4 * k + 2];
     DTYPE* v = (DTYPE*)table[4 * k + 3];
     DTYPE gj = g[j] + wd * p[j];
-    DTYPE mj = m[j] * b1 + gj * one_minus_b1;
+    DTYPE mj = m[j] + (gj - m[j]) * one_minus_b1;
     DTYPE vj = v[j] * b2 + gj * gj * one_minus_b2;
     m[j] = mj;
     v[j] = vj;
-    p[j] += mj / (sqrt(vj) + eps_t) * minus_lr_t;
+    p[j] += mj / (sqrt(vj) / root_c2 + eps) * minus_lr_c1;
   }
 }
 
@@ -89,9 +89,8 @@ def adam_multi(params, grads, exp_avgs, exp_avg_sqs, *, lr, betas, eps, weight_d
     """`optim.adam.adam` on every (param, grad, m, v) at once, in place, in one launch."""
     b1, b2 = betas
     c1, c2 = 1 - b1 ** step, 1 - b2 ** step
-    lr_t, eps_t = lr * math.sqrt(c2) / c1, eps * math.sqrt(c2)  # as `adam` folds them
     _launch("adam", (params, grads, exp_avgs, exp_avg_sqs),
-            (b1, 1 - b1, b2, 1 - b2, eps_t, -lr_t, weight_decay))
+            (1 - b1, b2, 1 - b2, math.sqrt(c2), eps, -lr / c1, weight_decay))
 
 
 def rmsprop_multi(params, grads, square_avgs, *, lr, alpha, eps, weight_decay):

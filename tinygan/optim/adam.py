@@ -6,7 +6,7 @@ import math
 from .. import parallel
 from ..backend import get_array_module
 from ..kernels.optim import adam_multi, fits_one_launch
-from .inplace import addcdiv_, average_
+from .inplace import addcdiv_, average_, lerp_
 from .optimizer import Optimizer
 
 
@@ -14,29 +14,29 @@ def adam(p, g, m, v, vmax=None, *, lr: float, betas: tuple[float, float], eps: f
          weight_decay: float, step: int) -> None:
     """One Adam step on one parameter's arrays (NumPy or CuPy), in place:
 
-        m = b1 m + (1 - b1) g
+        m += (1 - b1) (g - m)                  that is, m = b1 m + (1 - b1) g
         v = b2 v + (1 - b2) g^2
         p -= lr m_hat / (sqrt(v_hat) + eps)    m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
 
     Weight decay first adds wd p to the gradient (L2, as PyTorch's Adam; not AdamW's
     decoupled decay). With `vmax` (AMSGrad) v_hat is made of the running maximum of v.
+    The moving averages are written as PyTorch's Adam writes them: m as a lerp, v as a
+    scale and an add.
     """
     xp = get_array_module(p)
     b1, b2 = betas
     if weight_decay:
         g = g + weight_decay * p  # a new array: p.grad itself is left alone
     work = xp.empty_like(p)  # the one scratch array of the step
-    average_(m, g, b1, work)                            # m = b1 m + (1 - b1) g
+    lerp_(m, g, 1 - b1, work)                           # m += (1 - b1) (g - m)
     average_(v, xp.multiply(g, g, out=work), b2, work)  # v = b2 v + (1 - b2) g^2
     if vmax is not None:
         v = xp.maximum(vmax, v, out=vmax)
-    # lr m_hat / (sqrt(v_hat) + eps) = lr_t m / (sqrt(v) + eps_t): the bias corrections
-    # folded into two numbers (Kingma & Ba 2015, end of section 2) save a pass
     c1, c2 = 1 - b1 ** step, 1 - b2 ** step
-    lr_t, eps_t = lr * math.sqrt(c2) / c1, eps * math.sqrt(c2)
-    denom = xp.sqrt(v, out=work)
-    denom += eps_t
-    addcdiv_(p, m, denom, -lr_t, work)  # p -= lr_t m / denom
+    denom = xp.sqrt(v, out=work)                        # sqrt(v_hat) + eps
+    denom /= math.sqrt(c2)
+    denom += eps
+    addcdiv_(p, m, denom, -lr / c1, work)               # p -= lr m_hat / denom
 
 
 class Adam(Optimizer):

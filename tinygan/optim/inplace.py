@@ -4,7 +4,8 @@ Each writes through a scratch array `work` that the caller makes once per step. 
 an expression, `v = b2 * v + (1 - b2) * g * g` makes a fresh array for every product and
 sum, and on a parameter of a million floats making arrays costs more than the arithmetic;
 through `work` a whole Adam step makes one. Every step works on NumPy and CuPy arrays
-alike.
+alike. `lerp_` and `average_` are one moving average written two ways (PyTorch's Adam
+writes m the first way and v the second); they round differently.
 """
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ def average_(avg, x, beta: float, work) -> None:
     get_array_module(avg).multiply(x, 1 - beta, out=work)
     avg *= beta
     avg += work
+
+
+def lerp_(a, b, weight: float, work) -> None:
+    """a += weight (b - a), PyTorch's `a.lerp_(b, weight)`: a = (1 - weight) a + weight b
+    as a step from a towards b."""
+    get_array_module(a).subtract(b, a, out=work)
+    work *= weight
+    a += work
 
 
 def addcdiv_(a, num, den, value: float, work) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import parallel
 from ..backend import get_array_module
 from ..kernels.optim import fits_one_launch, rmsprop_multi
-from .inplace import addcdiv_, average_
+from .inplace import addcdiv_, average_, lerp_
 from .optimizer import Optimizer
 
 
@@ -27,7 +27,7 @@ def rmsprop(p, g, square_avg, grad_avg=None, momentum_buffer=None, *, lr: float,
     if grad_avg is None:
         denom = xp.sqrt(square_avg, out=work)
     else:
-        average_(grad_avg, g, alpha, work)               # gbar = a gbar + (1 - a) g
+        lerp_(grad_avg, g, 1 - alpha, work)              # gbar += (1 - a) (g - gbar)
         denom = xp.multiply(grad_avg, grad_avg, out=work)
         xp.subtract(square_avg, denom, out=denom)
         xp.sqrt(denom, out=denom)
