@@ -92,6 +92,7 @@ def test_2d_protocol_finds_all_8_modes_of_real_samples(monkeypatch):
     assert 0 <= untrained["modes_covered"] <= 8
 
 
+@pytest.mark.filterwarnings("ignore:full MNIST")  # where only the bundled sample is here
 def test_stacked_mnist_is_built_and_its_modes_recovered_by_the_classifier():
     data = stacked_mnist("test", n=1000, seed=0, source="mnist-10k")
     assert data.images.shape == (1000, 3, 28, 28) and data.images.dtype == np.uint8
@@ -101,8 +102,9 @@ def test_stacked_mnist_is_built_and_its_modes_recovered_by_the_classifier():
     assert data.labels.min() >= 0 and data.labels.max() < 1000
     np.testing.assert_array_equal(stacked_mnist("test", n=50, seed=0, source="mnist-10k").labels,
                                   data.labels[:50])
-    by_name = load("stacked-mnist", "test")  # the registry's: full MNIST, or the sample
-    np.testing.assert_array_equal(by_name.labels[:50], stacked_mnist("test", n=50).labels)
+    by_name = load("stacked-mnist", "test", download=False)  # full MNIST, or the sample
+    np.testing.assert_array_equal(by_name.labels[:50],
+                                  stacked_mnist("test", n=50, download=False).labels)
     assert len(by_name) == 10_000 and by_name.image_shape == (3, 28, 28)
     predicted = predict_digits(to_signed_unit(data.images))
     modes = 100 * predicted[:, 0] + 10 * predicted[:, 1] + predicted[:, 2]

@@ -27,7 +27,7 @@ DATASETS = {
               "8 Gaussians on a circle of radius 2, std 0.02"),
     "grid25": (lambda s, r, d, size, e: grid25(s, e),
                "25 Gaussians on the grid {-4,-2,0,2,4}^2, std 0.05"),
-    "stacked-mnist": (lambda s, r, d, size, e: stacked_mnist(s, root=r),
+    "stacked-mnist": (lambda s, r, d, size, e: stacked_mnist(s, root=r, download=d),
                       "Stacked MNIST: three digits as RGB channels, 1,000 modes, 60k/10k"),
 }
 NAMES = [*DATASETS, "folder:PATH"]
@@ -53,6 +53,6 @@ def load(name: str, split: str = "train", root=None, download: bool = True,
 
 
 def stacked_mnist(split: str = "train", n: int | None = None, seed: int = 0, root=None,
-                  source: str = "mnist") -> ImageDataset:
+                  source: str = "mnist", download: bool = True) -> ImageDataset:
     """Stacked MNIST (stacked.py): n seeded stacks of three digits of `source`'s split."""
-    return stack_digits(load(source, split, root=root), n, seed)
+    return stack_digits(load(source, split, root=root, download=download), n, seed)
