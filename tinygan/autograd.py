@@ -173,12 +173,15 @@ def _check_used(outputs, funcs, inputs) -> None:
 def _output_grads(f, grads: dict, keep: set):
     """The gradients of f's outputs (zeros for an output nobody used), or None when no
     gradient reached f. An intermediate's gradient is complete once its creator is reached,
-    so it is taken out of `grads`, unless it is one of the `keep` (tinygan.grad's inputs)."""
+    so `grads` lets go of it, unless it is one of the `keep` (tinygan.grad's inputs); the
+    tensor itself stays in `grads` until the walk ends (freeing activations midway only
+    made the allocator hand the memory back to the system and fault it in again)."""
     gys = []
     for ref in f.outputs:
         y = ref()
-        entry = None if y is None else (grads.get(id(y)) if id(y) in keep
-                                        else grads.pop(id(y), None))
+        entry = None if y is None else grads.get(id(y))
+        if entry is not None and id(y) not in keep:
+            grads[id(y)] = (y, None)
         gys.append(None if entry is None else entry[1])
     if all(g is None for g in gys):
         return None
@@ -208,14 +211,14 @@ def _input_grads(f, gys) -> list:
 def _add(grads: dict, x: Tensor, g: Tensor) -> None:
     """grads[id(x)] += g; the entry keeps x alive, so its id stays its own."""
     entry = grads.get(id(x))
-    grads[id(x)] = (x, g) if entry is None else (x, entry[1] + g)
+    grads[id(x)] = (x, g) if entry is None or entry[1] is None else (x, entry[1] + g)
 
 
 def _accumulate_into_leaves(grads: dict, create_graph: bool) -> None:
     """x.grad += g for every leaf that requires grad (what backward() leaves behind)."""
     for x, g in grads.values():
-        if x.creator is not None or not x.requires_grad:
-            continue  # an output nobody reached, or a constant
+        if x.creator is not None or not x.requires_grad or g is None:
+            continue  # an intermediate, or an output nobody reached, or a constant
         if not create_graph:
             g = Tensor(g.data)
         if g.dtype != x.dtype:
