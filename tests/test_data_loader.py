@@ -4,7 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from tinygan.data import DataLoader, ImageDataset, load, to_signed_unit, to_uint8
+from tinygan import backend
+from tinygan._tensor import Tensor
+from tinygan.data import (DataLoader, ImageDataset, load, loader_benchmark, to_signed_unit,
+                          to_uint8)
 
 
 def small(n=10, labelled=True):
@@ -146,7 +149,6 @@ def test_device_is_cpu_by_default():
 
 
 def _cuda_reason():
-    from tinygan import backend
     return backend.cuda_unavailable_reason() if not backend.cuda_is_available() else ""
 
 
@@ -165,12 +167,10 @@ def test_cuda_batches_equal_cpu_batches():
 
 
 def test_to_uint8_takes_a_tensor():
-    from tinygan._tensor import Tensor
     x = to_signed_unit(small().images)
     np.testing.assert_array_equal(to_uint8(Tensor(x)), small().images)
 
 
 def test_loader_benchmark_runs():
-    from tinygan.data import loader_benchmark
     ms = loader_benchmark("mnist-10k", batch_size=64, batches=20)
     assert ms > 0  # a number to report, not a timing to assert

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinygan
 from tinygan.data import ImageDataset, load
 from tinygan.data.transforms import to_signed_unit
 from tinygan.metrics import cli, features
@@ -62,7 +63,6 @@ def test_weights_round_trip_and_bad_files_are_named(tmp_path):
     np.testing.assert_array_equal(again.features(x), network.features(x))
     with pytest.raises(FeatureNetworkError, match="not found"):
         load_network(tmp_path / "missing.npz")
-    import tinygan
     tinygan.save({"something": np.zeros(3)}, tmp_path / "other.npz")
     with pytest.raises(FeatureNetworkError, match="other.npz"):
         load_network(tmp_path / "other.npz")

@@ -14,6 +14,8 @@ import tinygan
 from tinygan import backend, nn, optim
 from tinygan.gans import DataInfo, build, defaults
 from tinygan.gans import nets, wgan_gp
+from tinygan.gans.remedies import MinibatchDiscrimination, real_target
+from tinygan.nn.utils import spectral_norm
 from tinygan._tensor import Tensor
 from tinygan.autograd import enable_grad
 from tinygan.testing import gradcheck
@@ -140,7 +142,6 @@ def test_vanilla_with_each_remedy_steps(remedy, info):
 
 
 def test_label_smoothing_sets_real_targets():
-    from tinygan.gans.remedies import real_target
     like = Tensor(np.zeros((4, 1), np.float32))
     assert np.allclose(real_target(like, 0.1).numpy(), 0.9)
     assert np.allclose(real_target(like, 0.0).numpy(), 1.0)
@@ -156,7 +157,6 @@ def test_pack_stacks_samples_as_channels():
 
 
 def test_minibatch_discrimination_sees_the_batch():
-    from tinygan.gans.remedies import MinibatchDiscrimination
     layer = MinibatchDiscrimination(6, 5, 3)
     f = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
     same = layer(Tensor(np.repeat(f[:1], 4, 0))).data[:, 6:]
@@ -347,10 +347,8 @@ def test_sagan_attention_starts_as_identity(info):
 
 
 def test_dcgan_init_reaches_spectrally_normalised_layers():
-    from tinygan.gans.nets import init_dcgan_
-    from tinygan.nn.utils import spectral_norm
     layer = spectral_norm(nn.Linear(300, 200))
     layer.bias.data[...] = 1.0
-    init_dcgan_(nn.Sequential(layer))
+    nets.init_dcgan_(nn.Sequential(layer))
     assert abs(float(layer.weight_orig.data.std()) - 0.02) < 0.002
     assert not layer.bias.data.any()
