@@ -148,31 +148,13 @@ def assert_same_networks(workload: str, variant_gan) -> None:
         np.testing.assert_array_equal(out[0], out[1])
 
 
-_ATTENTION_NOT_SN = ("the sagan variant's SelfAttention convolutions are not spectrally "
-                     "normalised; BENCHMARKS.md's sagan-cifar10 (and bench_models) normalise "
-                     "every convolution")
-
-
-@pytest.mark.parametrize("workload", [
-    *[w for w in WORKLOADS if w != "sagan-cifar10"],
-    pytest.param("sagan-cifar10", marks=pytest.mark.xfail(strict=True,
-                                                          reason=_ATTENTION_NOT_SN))])
+@pytest.mark.parametrize("workload", WORKLOADS)
 def test_the_benchmark_times_the_networks_the_variant_trains(workload):
     spec = WORKLOAD_SPECS[workload]
     config, gan = variant_networks(workload)
     assert (config["z_dim"], config["lr_g"], config["lr_d"], tuple(config["betas"])) == (
         spec.z_dim, spec.lr_g, spec.lr_d, spec.betas)
     assert_same_networks(workload, gan)
-
-
-def test_sagan_differs_from_its_benchmark_only_by_the_attention_spectral_norm():
-    _, gan = variant_networks("sagan-cifar10")
-    for net in (gan.G, gan.D):
-        for block in net.modules():
-            if isinstance(block, nn.SelfAttention):
-                for name in ("f", "g", "h"):
-                    setattr(block, name, nn.utils.spectral_norm(getattr(block, name)))
-    assert_same_networks("sagan-cifar10", gan)
 
 
 def test_the_network_comparison_sees_a_changed_layer():

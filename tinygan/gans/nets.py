@@ -190,6 +190,15 @@ def init_dcgan_(module: nn.Module) -> None:
 # ---------------------------------------------------------------------------- SAGAN
 
 
+def sn_attention(channels: int) -> nn.SelfAttention:
+    """SAGAN's attention block with its f, g and h convolutions spectrally normalised, as
+    every layer of SAGAN's G and D is (Zhang et al. 2019, sec. 4)."""
+    block = nn.SelfAttention(channels)
+    for name in ("f", "g", "h"):
+        setattr(block, name, spectral_norm(getattr(block, name)))
+    return block
+
+
 def sagan_generator(z_dim: int, image_shape: tuple) -> nn.Module:
     """Spectrally normalised DCGAN-style G with self-attention (Zhang et al. 2019)."""
     c, size = image_shape[0], image_shape[1]
@@ -200,7 +209,7 @@ def sagan_generator(z_dim: int, image_shape: tuple) -> nn.Module:
             nn.BatchNorm2d(256), nn.ReLU(),
             sn(nn.ConvTranspose2d(256, 128, 4, 2, 1)), nn.BatchNorm2d(128), nn.ReLU(),
             sn(nn.ConvTranspose2d(128, 64, 4, 2, 1)), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.SelfAttention(64),
+            sn_attention(64),
             sn(nn.ConvTranspose2d(64, 32, 4, 2, 1)), nn.BatchNorm2d(32), nn.ReLU(),
             sn(nn.Conv2d(32, c, 3, 1, 1)), nn.Tanh())
     if size == 28:  # attention at 14x14, the nearest map to 16x16
@@ -208,7 +217,7 @@ def sagan_generator(z_dim: int, image_shape: tuple) -> nn.Module:
             sn(nn.Linear(z_dim, 7 * 7 * 256)), nn.Unflatten(1, (256, 7, 7)),
             nn.BatchNorm2d(256), nn.ReLU(),
             sn(nn.ConvTranspose2d(256, 128, 4, 2, 1)), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.SelfAttention(128),
+            sn_attention(128),
             sn(nn.ConvTranspose2d(128, 64, 4, 2, 1)), nn.BatchNorm2d(64), nn.ReLU(),
             sn(nn.Conv2d(64, c, 3, 1, 1)), nn.Tanh())
     if size == 64:  # attention at 16x16
@@ -217,7 +226,7 @@ def sagan_generator(z_dim: int, image_shape: tuple) -> nn.Module:
             nn.BatchNorm2d(512), nn.ReLU(),
             sn(nn.ConvTranspose2d(512, 256, 4, 2, 1)), nn.BatchNorm2d(256), nn.ReLU(),
             sn(nn.ConvTranspose2d(256, 128, 4, 2, 1)), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.SelfAttention(128),
+            sn_attention(128),
             sn(nn.ConvTranspose2d(128, 64, 4, 2, 1)), nn.BatchNorm2d(64), nn.ReLU(),
             sn(nn.ConvTranspose2d(64, 32, 4, 2, 1)), nn.BatchNorm2d(32), nn.ReLU(),
             sn(nn.Conv2d(32, c, 3, 1, 1)), nn.Tanh())
@@ -231,7 +240,7 @@ def sagan_discriminator(image_shape: tuple, minibatch_discrimination=False) -> D
     if size in (28, 32):  # sagan-cifar10; for 28x28 the maps are 14, 7, 4
         last = 4
         feats = nn.Sequential(
-            sn(nn.Conv2d(c, 64, 4, 2, 1)), nn.LeakyReLU(0.1), nn.SelfAttention(64),
+            sn(nn.Conv2d(c, 64, 4, 2, 1)), nn.LeakyReLU(0.1), sn_attention(64),
             sn(nn.Conv2d(64, 128, 4, 2, 1)), nn.LeakyReLU(0.1),
             sn(nn.Conv2d(128, 256, 4, 2, 1 if size == 32 else 2)), nn.LeakyReLU(0.1),
             nn.Flatten())
@@ -239,7 +248,7 @@ def sagan_discriminator(image_shape: tuple, minibatch_discrimination=False) -> D
     if size == 64:
         feats = nn.Sequential(
             sn(nn.Conv2d(c, 64, 4, 2, 1)), nn.LeakyReLU(0.1),
-            sn(nn.Conv2d(64, 128, 4, 2, 1)), nn.LeakyReLU(0.1), nn.SelfAttention(128),
+            sn(nn.Conv2d(64, 128, 4, 2, 1)), nn.LeakyReLU(0.1), sn_attention(128),
             sn(nn.Conv2d(128, 256, 4, 2, 1)), nn.LeakyReLU(0.1),
             sn(nn.Conv2d(256, 512, 4, 2, 1)), nn.LeakyReLU(0.1), nn.Flatten())
         return Discriminator(feats, 512 * 4 * 4, minibatch_discrimination, sn=True)
