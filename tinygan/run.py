@@ -15,8 +15,10 @@ import threading
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from . import __version__, backend
+from .metrics.evaluate import evaluate_gan
 from .plots import save_gif, save_grid, save_losses_plot, save_metric_plot, save_scatter
 from .run_folder import RunFolder, RunFolderError
 from .training import Training
@@ -154,7 +156,6 @@ class Run:
 
     def evaluate(self) -> None:
         """Score G now (FID & co. for images, mode coverage for 2D); append to metrics.csv."""
-        from .metrics.evaluate import evaluate_gan  # the feature networks load on first use
         scores = evaluate_gan(self.gan, self.dataset, self.config)
         self.store.log("metrics.csv", ["step", *scores], [self.step, *scores.values()])
         self.store.flush_logs()
@@ -228,7 +229,6 @@ class Run:
     def _bar(self):
         if not self.progress:
             return None
-        from tqdm import tqdm  # only for an interactive run
         return tqdm(total=self.steps, initial=self.step, unit="step", dynamic_ncols=True,
                     desc=f"{self.config['variant']} {self.config['dataset']}")
 

@@ -35,10 +35,12 @@ shows when a run finds its modes and when it sharpens them.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -205,8 +207,6 @@ def _die_with_parent(parent: int) -> None:
     workers would train on for an hour with nobody to hand their results to.
     """
     if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
