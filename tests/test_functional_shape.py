@@ -209,3 +209,41 @@ def test_matmul_of_two_vectors_is_a_scalar_with_both_gradients():
     y = a @ b
     assert y.shape == () and np.isclose(y.item(), a.data @ b.data)
     assert gradcheck(lambda a, b: a @ b, [a, b])
+
+
+# ------------------------------------------------ dims outside [-ndim, ndim - 1] (PyTorch's rule)
+
+_OUT_OF_RANGE = "Dimension out of range \\(expected to be in range of \\[-2, 1\\], but got 2\\)"
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: x.sum(2), lambda x: x.mean(2), lambda x: x.amax(2), lambda x: x.max(2),
+    lambda x: x.min(-3), lambda x: x.var(2), lambda x: x.std(2), lambda x: x.logsumexp(2),
+    lambda x: F.softmax(x, 2), lambda x: F.log_softmax(x, 2), lambda x: x.argmax(2),
+    lambda x: F.cat([x, x], 2), lambda x: x.squeeze(2), lambda x: x.transpose(0, 2),
+    lambda x: x.permute(0, 2), lambda x: x.flatten(2), lambda x: x.unflatten(2, (1, 3)),
+    lambda x: x.chunk(2, 2), lambda x: x.split(1, -3),
+], ids=["sum", "mean", "amax", "max", "min", "var", "std", "logsumexp", "softmax",
+        "log_softmax", "argmax", "cat", "squeeze", "transpose", "permute", "flatten",
+        "unflatten", "chunk", "split"])
+def test_a_dim_out_of_range_is_pytorchs_index_error(op):
+    x = tinygan.randn(2, 3)
+    with pytest.raises(IndexError, match=_OUT_OF_RANGE.replace("got 2", "got -?[23]")):
+        op(x)
+
+
+def test_stack_and_unsqueeze_take_one_dim_more():
+    x = tinygan.randn(2, 3)
+    assert F.stack([x, x], 2).shape == (2, 3, 2) and x.unsqueeze(-3).shape == (1, 2, 3)
+    with pytest.raises(IndexError, match=r"range of \[-3, 2\], but got 3"):
+        F.stack([x, x], 3)
+    with pytest.raises(IndexError, match=r"range of \[-3, 2\], but got -4"):
+        x.unsqueeze(-4)
+
+
+def test_dims_in_range_still_wrap_and_a_repeated_dim_is_refused():
+    x = tinygan.randn(2, 3)
+    np.testing.assert_allclose(x.sum(-1).numpy(), x.numpy().sum(1), rtol=1e-6)
+    assert tinygan.tensor(np.float32(3.0)).sum(0).item() == 3.0  # a 0-d tensor takes 0 and -1
+    with pytest.raises(RuntimeError, match="more than once"):
+        x.sum((1, -1))

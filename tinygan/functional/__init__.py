@@ -17,7 +17,7 @@ from .pool import avg_pool2d, interpolate, max_pool2d
 from .reduce import amax, amin, logsumexp, max, mean, min, std, sum, var
 from .shape import (broadcast_to, cat, chunk, embedding, expand, flatten, getitem, pad,
                     permute, reshape, split, squeeze, stack, sum_to, transpose, unflatten,
-                    unsqueeze, view)
+                    unsqueeze, view, wrap_dim)
 
 
 def _compare(op):
@@ -74,9 +74,11 @@ def _install_tensor_methods():
     T.split = split
     T.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
     T.argmax = lambda self, dim=None, keepdim=False: Tensor(
-        self.data.argmax(axis=dim, keepdims=keepdim) if dim is not None else self.data.argmax())
+        self.data.argmax() if dim is None else
+        self.data.argmax(axis=wrap_dim(dim, self.ndim), keepdims=keepdim))
     T.argmin = lambda self, dim=None, keepdim=False: Tensor(
-        self.data.argmin(axis=dim, keepdims=keepdim) if dim is not None else self.data.argmin())
+        self.data.argmin() if dim is None else
+        self.data.argmin(axis=wrap_dim(dim, self.ndim), keepdims=keepdim))
 
 
 _install_tensor_methods()

@@ -6,6 +6,7 @@ from ..kernels import activation as activation_kernels
 from .._tensor import Tensor
 from ..autograd import Function
 from .reduce import logsumexp, sum
+from .shape import wrap_dim
 
 
 class ReLU(Function):
@@ -142,7 +143,7 @@ def softplus(x: Tensor) -> Tensor:
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return Softmax(dim % x.ndim)(x)
+    return Softmax(wrap_dim(dim, x.ndim))(x)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:

@@ -6,15 +6,19 @@ from ..kernels.reduce import sum_axes
 from .._tensor import Tensor
 from ..autograd import Function
 from .elementwise import exp, log
-from .shape import broadcast_to, reshape
+from .shape import broadcast_to, reshape, wrap_dim
 
 
 def _dims(dim, ndim):
+    """The dims to reduce as sorted indices: all for None, each checked as PyTorch does."""
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, int):
         dim = (dim,)
-    return tuple(sorted(d % ndim for d in dim))
+    dims = tuple(sorted(wrap_dim(d, ndim) for d in dim))
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"dim {dim} names one dimension more than once")
+    return tuple(d for d in dims if d < ndim)  # a 0-d tensor's dim 0 is no axis
 
 
 def _keepdim_shape(shape, dims):
@@ -85,6 +89,7 @@ def max(x: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
     values = amax(x, dim, keepdim)
     if dim is None:
         return values
+    dim = wrap_dim(dim, x.ndim)
     indices = x.data.argmax(axis=dim)
     if keepdim:
         indices = backend.get_array_module(indices).expand_dims(indices, dim)
@@ -95,6 +100,7 @@ def min(x: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
     values = amin(x, dim, keepdim)
     if dim is None:
         return values
+    dim = wrap_dim(dim, x.ndim)
     indices = x.data.argmin(axis=dim)
     if keepdim:
         indices = backend.get_array_module(indices).expand_dims(indices, dim)

@@ -13,6 +13,16 @@ from .._tensor import Tensor, as_tensor
 from ..autograd import Function
 
 
+def wrap_dim(dim: int, ndim: int) -> int:
+    """A dim in [-ndim, ndim - 1] as an index in [0, ndim) (a 0-d tensor takes -1 and 0);
+    anything else is PyTorch's IndexError, never silently wrapped around."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
@@ -48,28 +58,29 @@ view = reshape
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims start_dim..end_dim into one."""
-    nd = x.ndim
-    start, end = start_dim % nd if nd else 0, end_dim % nd if nd else 0
+    start, end = wrap_dim(start_dim, x.ndim), wrap_dim(end_dim, x.ndim)
+    if x.ndim == 0:
+        return reshape(x, (1,))
     shape = x.shape[:start] + (-1,) + x.shape[end + 1:]
     return reshape(x, shape)
 
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
-    dim = dim % x.ndim
+    dim = wrap_dim(dim, x.ndim)
     return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
 
 
 def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
     if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    dim = dim % x.ndim
-    if x.shape[dim] != 1:
+    dim = wrap_dim(dim, x.ndim)
+    if x.ndim == 0 or x.shape[dim] != 1:
         return x
     return reshape(x, x.shape[:dim] + x.shape[dim + 1:])
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
-    dim = dim % (x.ndim + 1)
+    dim = wrap_dim(dim, x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
@@ -86,7 +97,7 @@ class Permute(Function):
 
 def permute(x: Tensor, *dims) -> Tensor:
     """Reorder the dimensions of x."""
-    dims = tuple(d % x.ndim for d in _shape_arg(dims))
+    dims = tuple(wrap_dim(d, x.ndim) for d in _shape_arg(dims))
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dims of {x.shape}")
     if dims == tuple(range(x.ndim)):
@@ -97,6 +108,7 @@ def permute(x: Tensor, *dims) -> Tensor:
 def transpose(x: Tensor, dim0: int = 0, dim1: int = 1) -> Tensor:
     """Swap two dimensions."""
     axes = list(range(x.ndim))
+    dim0, dim1 = wrap_dim(dim0, x.ndim), wrap_dim(dim1, x.ndim)
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
     return permute(x, tuple(axes))
 
@@ -276,22 +288,24 @@ class Cat(Function):
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors along an existing dimension."""
     tensors = [as_tensor(t) for t in tensors]
-    return Cat(dim % tensors[0].ndim)(*tensors)
+    return Cat(wrap_dim(dim, tensors[0].ndim))(*tensors)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors along a new dimension."""
     tensors = [as_tensor(t) for t in tensors]
-    dim = dim % (tensors[0].ndim + 1)
+    dim = wrap_dim(dim, tensors[0].ndim + 1)
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0):
+    dim = wrap_dim(dim, x.ndim)
     size = -(-x.shape[dim] // chunks)
     return split(x, size, dim)
 
 
 def split(x: Tensor, split_size: int, dim: int = 0):
+    dim = wrap_dim(dim, x.ndim)
     out = []
     for start in range(0, x.shape[dim], split_size):
         index = [slice(None)] * x.ndim
