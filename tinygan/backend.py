@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from .cuda.random import Philox
+
 DEVICES = ("cpu", "cuda")
 _cupy = None
 _cupy_error: str | None = None
@@ -101,35 +103,52 @@ def to_numpy(array) -> np.ndarray:
 
 
 # --- random numbers -------------------------------------------------------------------
+#
+# One generator per device, both seeded by manual_seed: NumPy's default (PCG64) on the CPU;
+# on the GPU a counter-based Philox (cuda/random.py), whose whole state is its seed and
+# an offset, so that a checkpoint saves it and a CUDA graph can replay its draws.
 
 _generators: dict = {}
+_seed: int | None = None  # the last manual_seed, for a GPU generator made after it
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the random generators of every device (as `torch.manual_seed`)."""
+    """Seed the random generators of every device (as `torch.manual_seed`); the GPU's is
+    seeded whether or not CuPy is loaded yet."""
+    global _seed
+    _seed = int(seed)
     _generators["cpu"] = np.random.default_rng(seed)
-    if _cupy is not None:
-        _generators["cuda"] = _cupy.random.default_rng(seed)
+    _generators.pop("cuda", None)  # made again, from _seed, when first asked for
 
 
 def generator(device: str = "cpu"):
-    """The random generator of a device (a numpy/cupy `Generator`)."""
+    """The random generator of a device: a numpy Generator, or the GPU's Philox (the same
+    methods: random, standard_normal, integers)."""
     device = check_device(device)
     if device not in _generators:
         if device == "cpu":
             _generators["cpu"] = np.random.default_rng()
         else:
-            _generators["cuda"] = cupy_module().random.default_rng()
+            seed = _seed if _seed is not None else int(np.random.SeedSequence().entropy)
+            _generators["cuda"] = Philox(seed & (2**64 - 1), cupy_module())
     return _generators[device]
 
 
 def get_rng_state() -> dict:
-    """The CPU generator's state, a plain dict (JSON-able), for checkpoints."""
-    return generator("cpu").bit_generator.state
+    """Every generator's state, a plain dict (JSON-able), for checkpoints: the CPU's, with
+    the GPU's seed and offset under "cuda" once a GPU number has been drawn."""
+    state = dict(generator("cpu").bit_generator.state)
+    if "cuda" in _generators:
+        state["cuda"] = _generators["cuda"].get_state()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
+    state = dict(state)
+    cuda = state.pop("cuda", None)
     generator("cpu").bit_generator.state = state
+    if cuda is not None:
+        generator("cuda").set_state(cuda)
 
 
 manual_seed(0)

@@ -1,0 +1,1 @@
+"""The GPU beyond array operations: a generator that lives on the device (random.py)."""
