@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tinygan
-from tinygan import optim, parallel
+from tinygan import functional as F, optim, parallel
 
 
 def test_split_covers_every_element_once(monkeypatch):
@@ -112,3 +112,112 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
         os._exit(0 if out.all() else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+# ------------------------------------------------ every op that tinygan splits over threads
+
+
+def _on_threads(monkeypatch, fn, counts=(1, 2, 3)):
+    """fn() at each thread count, with the number of parts each split made."""
+    results, splits = [], []
+    run = parallel.run
+
+    def counting(f, parts):
+        splits[-1].append(len(parts))
+        return run(f, parts)
+    monkeypatch.setattr(parallel, "run", counting)
+    for n in counts:
+        tinygan.set_num_threads(n)
+        splits.append([])
+        try:
+            results.append(fn())
+        finally:
+            tinygan.set_num_threads(None)
+    return results, splits
+
+
+def _assert_same_bits(results):
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [
+    ((1000, 300), (300, 200)),      # split by rows of a
+    ((64, 784), (784, 1024)),       # split by columns of b (vanilla-mnist's D)
+    ((3, 5000), (5000, 576)),       # a weight gradient: few rows, a long inner dimension
+    ((333, 129), (129, 517)),       # sizes that are no multiple of anything
+])
+def test_matmul_in_blocks_gives_the_bits_of_one_call(monkeypatch, shape_a, shape_b):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(shape_a).astype(np.float32)
+    b = rng.standard_normal(shape_b).astype(np.float32)
+    results, splits = _on_threads(monkeypatch, lambda: [parallel.matmul(a, b)])
+    assert splits[0] == [] and max(splits[1]) > 1  # one call on one thread; split on two
+    _assert_same_bits(results + [[a @ b]])
+
+
+def test_matmul_of_transposed_views_and_stacks(monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((900, 256)).astype(np.float32)
+    w = rng.standard_normal((512, 256)).astype(np.float32)
+    s1 = rng.standard_normal((8, 256, 32)).astype(np.float32)
+    s2 = rng.standard_normal((8, 32, 256)).astype(np.float32)
+    results, splits = _on_threads(monkeypatch, lambda: [
+        parallel.matmul(x, w.T), parallel.matmul(w, x.T), parallel.matmul(s1, s2)])
+    assert max(splits[2]) > 1
+    _assert_same_bits(results + [[x @ w.T, w @ x.T, s1 @ s2]])
+    assert parallel.matmul(np.ones(3), np.ones(3)) == 3.0  # vectors: plain @
+
+
+def test_contiguous_copy_in_parts(monkeypatch):
+    x = np.arange(64 * 30 * 30 * 8, dtype=np.float32).reshape(64, 8, 30, 30)
+    view = x.transpose(0, 2, 3, 1)
+    results, splits = _on_threads(monkeypatch, lambda: [parallel.ascontiguousarray(view)])
+    assert max(splits[1]) > 1
+    assert results[0][0].flags.c_contiguous
+    _assert_same_bits(results + [[np.ascontiguousarray(view)]])
+
+
+def _conv_input(shape=(64, 16, 20, 20)):
+    rng = np.random.default_rng(3)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("layer", [dict(kernel_size=5, stride=2, padding=2),
+                                   dict(kernel_size=3, stride=1, padding=1),
+                                   dict(kernel_size=1)])
+def test_im2col_and_col2im_over_threads(monkeypatch, layer):
+    x = tinygan.tensor(_conv_input())
+    k = layer["kernel_size"]
+    args = (k, layer.get("stride", 1), layer.get("padding", 0))
+
+    def both():
+        cols = F.im2col(x, *args)
+        return [cols.data.copy(), F.col2im(cols, x.shape, *args).data.copy()]
+    results, splits = _on_threads(monkeypatch, both)
+    assert max(splits[1]) > 1
+    _assert_same_bits(results)
+
+
+def test_a_step_of_each_kind_of_layer_is_the_same_on_any_thread_count(monkeypatch):
+    """conv, transposed conv, linear, BatchNorm, leaky_relu and their gradients."""
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((32, 8, 14, 14)).astype(np.float32)
+    w0 = (0.1 * rng.standard_normal((16, 8, 5, 5))).astype(np.float32)
+    t0 = (0.1 * rng.standard_normal((16, 8, 4, 4))).astype(np.float32)
+    l0 = (0.1 * rng.standard_normal((10, 8 * 14 * 14))).astype(np.float32)
+    g0 = rng.standard_normal((32, 10)).astype(np.float32)
+
+    def step():
+        x, w, t, lw = (tinygan.tensor(a.copy(), requires_grad=True) for a in (x0, w0, t0, l0))
+        h = F.leaky_relu(F.conv2d(x, w, None, 2, 2), 0.2)
+        h = F.batch_norm(h, None, None, None, None, training=True)
+        h = F.relu(F.conv_transpose2d(h, t, None, 2, 1))
+        y = F.linear(F.flatten(h[:, :, :14, :14], 1)[:, :8 * 14 * 14], lw)
+        y.backward(tinygan.tensor(g0))
+        return [y.data.copy(), x.grad.data, w.grad.data, t.grad.data, lw.grad.data]
+    results, splits = _on_threads(monkeypatch, step)
+    assert max(splits[1]) > 1
+    _assert_same_bits(results)

@@ -8,6 +8,7 @@ from .creation import (arange, empty, from_numpy, full, manual_seed, ones, ones_
                        rand_like, randint, randn, randn_like, tensor, zeros, zeros_like)
 from . import functional
 from .functional import cat, stack
+from .threads import get_num_threads, set_num_threads
 
 float32 = "float32"
 float64 = "float64"

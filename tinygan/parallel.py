@@ -1,15 +1,20 @@
-"""Elementwise work on big CPU arrays, split over threads.
+"""Array work on the CPU, split over threads.
 
-NumPy runs matrix products on all cores (through its BLAS) but every ufunc on one. A
-ufunc on a large array releases the GIL, so the halves of an update like Adam's can run
-on two cores at once from two Python threads, and each element is computed exactly as it
-would be in one thread: the result is the same to the bit. `apply` is the one call the
-optimisers make.
+A NumPy ufunc, a copy or a matrix product on a large array releases the GIL, so parts of
+one op can run on several cores at once from plain Python threads. tinygan splits:
 
-The number of threads is TINYGAN_NUM_THREADS if set, else OMP_NUM_THREADS or
-OPENBLAS_NUM_THREADS (the variables that already say how many cores NumPy's BLAS may
-use), else the machine's core count. Arrays below MIN_SIZE elements stay on one thread:
-there the cost of handing work to a thread is more than the work.
+- matrix products (`matmul`) into blocks of rows of the first operand, or of columns of
+  the second: each element of the product is one call's sum over the inner dimension,
+  the same sum in the same order whatever block holds it (NumPy's BLAS is held at one
+  thread by threads.py, so these blocks are the only threads a product gets);
+- work over a batch (`for_each`: im2col's copy, col2im's additions, BatchNorm and the
+  activations) into ranges of images;
+- an optimiser's update (`apply`) into ranges of its flat arrays.
+
+Each element is computed as one thread would compute it, so results are the same to the
+bit whatever the thread count (tests/test_parallel.py checks each split op). Work below
+a grain stays on the calling thread: handing a part to a thread costs tens of
+microseconds, and PyTorch splits no less than 32,768 elements a thread either.
 """
 from __future__ import annotations
 
@@ -18,31 +23,41 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-MIN_SIZE = 1 << 17  # elements per array before splitting pays (measured: Adam, 2 cores)
-_VARIABLES = ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+from .threads import get_num_threads
+
+GRAIN = 1 << 15         # elements a thread takes at least (PyTorch's grain size)
+GEMM_GRAIN = 1 << 21    # multiply-adds a thread takes at least in a matrix product
+MIN_SIZE = 1 << 17      # elements per optimiser array before splitting pays (Adam, 2 cores)
+_ALIGN = 16             # blocks of a product start at multiples of 16 rows (BLAS's tile)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_pid = 0  # a forked child inherits the pool object but not its threads
 
 
 def num_threads() -> int:
-    """Threads for elementwise CPU work (read from the environment on every call)."""
-    for name in _VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value:
-            try:
-                return max(1, int(value))
-            except ValueError:
-                raise ValueError(f"{name}={value!r}: expected a whole number of threads")
-    return os.cpu_count() or 1
+    """Threads for CPU work: tinygan.get_num_threads()."""
+    return get_num_threads()
 
 
 def split(size: int) -> list[slice]:
-    """The ranges of a flat array of `size` elements that threads take (one if too small)."""
+    """The ranges of a flat optimiser array of `size` elements that threads take."""
     n = size // MIN_SIZE
-    n = min(num_threads(), n) if n > 1 else 1  # small arrays: no need to read the environment
+    n = min(num_threads(), n) if n > 1 else 1  # small arrays: no need to ask the count
     bounds = [size * i // n for i in range(n + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def parts(length: int, work: int, grain: int = GRAIN, align: int = 1) -> list[slice]:
+    """Ranges of range(length) for the threads, when the whole is `work` units: at most
+    one per thread, each at least `grain` units, each (but the last) a multiple of
+    `align` long."""
+    n = min(work // grain, length // align) if work >= 2 * grain else 1
+    if n > 1:
+        n = min(n, num_threads())
+    if n <= 1:
+        return [slice(0, length)]
+    bounds = [0] + [length * i // n // align * align for i in range(1, n)] + [length]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def run(fn, parts: list[slice]) -> None:
@@ -55,12 +70,73 @@ def run(fn, parts: list[slice]) -> None:
         if _pool is not None and _pool_pid == os.getpid():
             _pool.shutdown(wait=True)
         _pool = ThreadPoolExecutor(max_workers=len(parts) - 1,
-                                   thread_name_prefix="tinygan-elementwise")
+                                   thread_name_prefix="tinygan-worker")
         _pool_size, _pool_pid = len(parts) - 1, os.getpid()
     futures = [_pool.submit(fn, part) for part in parts[1:]]
-    fn(parts[0])  # this thread takes the first part itself
-    for future in futures:
-        future.result()  # re-raises a worker's exception here
+    try:
+        fn(parts[0])  # this thread takes the first part itself
+    finally:
+        for future in futures:
+            future.result()  # waits for every part; re-raises a worker's exception here
+
+
+def for_each(fn, a, work: int | None = None, grain: int = GRAIN) -> None:
+    """fn(part) over ranges of a's first axis (the images of a batch, the rows of a
+    matrix), split over threads when `work` (elements touched, a.size unless told) is
+    worth it. CuPy arrays get fn(slice(None)): a GPU op is one launch anyway."""
+    if type(a) is not np.ndarray:
+        fn(slice(None))
+        return
+    run(fn, parts(a.shape[0], a.size if work is None else work, grain))
+
+
+def ascontiguousarray(a):
+    """np.ascontiguousarray(a), the copy split over threads along a's first axis."""
+    if a.flags.c_contiguous:
+        return a
+    if type(a) is not np.ndarray:
+        return a.copy()  # CuPy's copy is C-ordered too
+    out = np.empty(a.shape, dtype=a.dtype)
+
+    def copy(p):
+        out[p] = a[p]
+    for_each(copy, a)
+    return out
+
+
+def matmul(a, b):
+    """a @ b, split over threads in blocks of rows of a (or of columns of b, whichever
+    dimension is longer); stacks of matrices are split over the stack.
+
+    Each block is one BLAS call on views of a and b, written into its place of the
+    result, and gives the bits the whole product would. Anything else (CuPy arrays,
+    vectors, broadcast stacks, small products) is `a @ b`.
+    """
+    if not (type(a) is np.ndarray and type(b) is np.ndarray) or a.ndim < 2 or b.ndim < 2:
+        return a @ b
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if a.ndim == 2 and b.ndim == 2:
+        if min(m, n) < 2:
+            return a @ b  # a matrix-vector product: BLAS's gemv, whose blocks round otherwise
+        rows = m >= n
+        blocks = parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN)
+        if len(blocks) == 1:
+            return a @ b
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+        if rows:
+            run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
+        else:
+            run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
+        return out
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or b.shape[1] != k:
+        return a @ b
+    blocks = parts(a.shape[0], a.shape[0] * m * n * k, GEMM_GRAIN)
+    if len(blocks) == 1:
+        return a @ b
+    out = np.empty((a.shape[0], m, n), dtype=np.result_type(a, b))
+    run(lambda p: np.matmul(a[p], b[p], out=out[p]), blocks)
+    return out
 
 
 def apply(fn, *arrays, **kwargs) -> None:
@@ -71,10 +147,10 @@ def apply(fn, *arrays, **kwargs) -> None:
     None stands for an array fn is not given, in every part.
     """
     first = arrays[0]
-    parts = split(first.size) if first.size >= 2 * MIN_SIZE else None
-    if parts is None or len(parts) == 1 or not isinstance(first, np.ndarray) or not all(
+    ranges = split(first.size) if first.size >= 2 * MIN_SIZE else None
+    if ranges is None or len(ranges) == 1 or not isinstance(first, np.ndarray) or not all(
             a is None or a.flags.c_contiguous for a in arrays):
         fn(*arrays, **kwargs)
         return
     flat = [None if a is None else a.reshape(-1) for a in arrays]
-    run(lambda part: fn(*(None if a is None else a[part] for a in flat), **kwargs), parts)
+    run(lambda part: fn(*(None if a is None else a[part] for a in flat), **kwargs), ranges)

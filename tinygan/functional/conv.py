@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend, kernels
+from .. import backend, kernels, parallel
 from ..kernels import im2col as im2col_kernels
 from .._tensor import Tensor
 from ..autograd import Function
@@ -78,51 +78,67 @@ def _channels_last_padded(x, padding, pad_value):
     if not ph and not pw and x_last.flags.c_contiguous:
         return x_last
     out = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-    if ph or pw:  # fill only the border: the inside is overwritten just below
-        out[:, :ph] = pad_value
-        out[:, ph + h:] = pad_value
-        out[:, ph:ph + h, :pw] = pad_value
-        out[:, ph:ph + h, pw + w:] = pad_value
-    out[:, ph:ph + h, pw:pw + w] = x_last
+
+    def fill(p):  # the border gets pad_value, the inside x: each element written once
+        if ph or pw:
+            out[p, :ph] = pad_value
+            out[p, ph + h:] = pad_value
+            out[p, ph:ph + h, :pw] = pad_value
+            out[p, ph:ph + h, pw + w:] = pad_value
+        out[p, ph:ph + h, pw:pw + w] = x_last[p]
+    parallel.for_each(fill, out)
     return out
 
 
 def _im2col_array(x, kernel, stride, padding, dilation, pad_value=0.0):
-    """x (N,C,H,W) -> rows (N*OH*OW, KH*KW*C), one row per receptive field."""
+    """x (N,C,H,W) -> rows (N*OH*OW, KH*KW*C), one row per receptive field.
+
+    The rows are a strided view of the padded image, copied once (split over threads by
+    images); a 1x1 kernel at stride 1 needs no copy: its rows are the pixels.
+    """
     xp = backend.get_array_module(x)
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = _output_hw(x.shape, kernel, stride, padding, dilation)
     n, c = x.shape[:2]
     x = _channels_last_padded(x, padding, pad_value)
+    if (kh, kw, sh, sw) == (1, 1, 1, 1):
+        return x.reshape(n * oh * ow, c), (oh, ow)
     s0, s1, s2, s3 = x.strides  # (N, H, W, C)
     view = xp.lib.stride_tricks.as_strided(
         x, shape=(n, oh, ow, kh, kw, c),
         strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
-    return view.reshape(n * oh * ow, kh * kw * c), (oh, ow)
+    return parallel.ascontiguousarray(view).reshape(n * oh * ow, kh * kw * c), (oh, ow)
 
 
 def _col2im_array(cols, x_shape, kernel, stride, padding, dilation):
     """The adjoint of im2col: add rows (N*OH*OW, KH*KW*C) back into an (N,C,H,W) image.
 
     The image is accumulated channels-last and returned as an NCHW-shaped view of it.
+    Images are independent, so threads take ranges of them, each pixel's sum in the
+    same order.
     """
     xp = backend.get_array_module(cols)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     n, c, h, w = x_shape
     oh, ow = _output_hw(x_shape, kernel, stride, padding, dilation, "col2im")
     cols = cols.reshape(n, oh, ow, kh, kw, c)
-    img = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
-    for i in range(kh):  # a loop over kernel offsets; each is one strided add
-        top = i * dh
-        for j in range(kw):
-            left = j * dw
-            img[:, top:top + sh * oh:sh, left:left + sw * ow:sw] += cols[:, :, :, i, j]
+    img = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
+
+    def add(p):
+        part = img[p]
+        part[...] = 0
+        for i in range(kh):  # a loop over kernel offsets; each is one strided add
+            top = i * dh
+            for j in range(kw):
+                left = j * dw
+                part[:, top:top + sh * oh:sh, left:left + sw * ow:sw] += cols[p, :, :, i, j]
+    parallel.for_each(add, img, work=cols.size + img.size)
     return img[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
 
 
 def _conv2d_from_cols(cols, out_hw, n, weight, bias=None):
     """y = cols W^T (+ b), one GEMM, returned NCHW-shaped over channels-last memory."""
-    y = cols @ _weight_matrix(weight).T                          # (N*OH*OW, O)
+    y = parallel.matmul(cols, _weight_matrix(weight).T)         # (N*OH*OW, O)
     if bias is not None:
         y += bias
     return y.reshape(n, *out_hw, weight.shape[0]).transpose(0, 3, 1, 2)
@@ -131,9 +147,9 @@ def _conv2d_from_cols(cols, out_hw, n, weight, bias=None):
 def _conv2d_weight_from_cols(cols, gy, kernel, in_c):
     """dW = rows(gy)^T cols, one GEMM, reordered from (O, KH, KW, C) to (O, C, KH, KW)."""
     out_c = gy.shape[1]
-    gw = _rows(gy).T @ cols                                      # (O, KH*KW*C)
+    gw = parallel.matmul(_rows(gy).T, cols)                      # (O, KH*KW*C)
     gw = gw.reshape(out_c, *kernel, in_c).transpose(0, 3, 1, 2)
-    return backend.get_array_module(gw).ascontiguousarray(gw)
+    return parallel.ascontiguousarray(gw)
 
 
 def _im2col(x, kernel, stride, padding, dilation, pad_value=0.0):
@@ -155,7 +171,7 @@ def _col2im(cols, x_shape, kernel, stride, padding, dilation):
 def _rows(y):
     """(N,C,H,W) -> (N*H*W, C): free when y is channels-last in memory, a copy otherwise."""
     n, c, h, w = y.shape
-    return y.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+    return parallel.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(n * h * w, c)
 
 
 def _weight_matrix(weight):
@@ -260,7 +276,7 @@ class ConvTranspose2d(Function):
             cols, out_hw = _im2col(x, kernel, (1, 1), full, self.dilation)
             y = _conv2d_from_cols(cols, out_hw, n, flipped)
         else:
-            cols = _rows(x) @ _weight_matrix(weight)             # (N*H*W, KH*KW*out): one GEMM
+            cols = parallel.matmul(_rows(x), _weight_matrix(weight))  # (N*H*W, KH*KW*out)
             y = _col2im(cols, (n, out_c) + self.out_hw, kernel, self.stride, self.padding,
                         self.dilation)
         if bias is not None:

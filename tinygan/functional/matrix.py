@@ -1,6 +1,7 @@
 """Matrix products: matmul (batched, broadcasting) and linear (x W^T + b)."""
 from __future__ import annotations
 
+from .. import parallel
 from .._tensor import Tensor
 from ..autograd import Function
 from .shape import reshape, sum_to, transpose
@@ -15,7 +16,7 @@ class MatMul(Function):
                              "match (the last dim of the first must equal the second-to-last "
                              "of the second)")
         try:
-            return a @ b
+            return parallel.matmul(a, b)  # split over threads in blocks of rows or columns
         except ValueError:  # batch dims that do not broadcast
             raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
                              "match (their batch dims cannot be broadcast together)") from None
@@ -48,7 +49,7 @@ class Linear(Function):
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input of shape {tuple(x.shape)} does not fit weight of "
                              f"shape {tuple(weight.shape)} (in_features {weight.shape[1]})")
-        y = x @ weight.T
+        y = parallel.matmul(x, weight.T)
         if bias is not None:
             y += bias
         return y
