@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .data import load
 from .files import atomic_path
@@ -82,8 +83,15 @@ def save_scatter(fake: np.ndarray, real: np.ndarray, path: str, title: str = "",
     _save_figure(fig, path)
 
 
+#: losses.csv columns that are D's mean output, a probability, drawn on their own axis
+PROBABILITIES = ("d_real", "d_fake")
+
+
 def save_losses_plot(csv_path: str, path: str, title: str = "") -> None:
-    """Plot every loss column of losses.csv against the step (light raw, dark smoothed)."""
+    """Every column of losses.csv against the step (light raw, dark smoothed): the losses
+    (and WGAN's estimates) on one axis, D's mean outputs on real and fake (probabilities,
+    0 to 1) on a second one below, so neither squashes the other. The loss axis spans the
+    raw values' 0.5th to 99.5th percentiles: a rare spike runs off the top, not the scale."""
     plt = _pyplot()
 
     with open(csv_path, newline="") as f:
@@ -92,29 +100,72 @@ def save_losses_plot(csv_path: str, path: str, title: str = "") -> None:
         return
     steps = np.array([int(r["step"]) for r in rows])
     names = [k for k in rows[0] if k not in ("step", "epoch", "seconds")]
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    columns = {name: np.array([float(r[name]) for r in rows]) for name in names}
+    losses = [n for n in names if n not in PROBABILITIES]
+    probabilities = [n for n in names if n in PROBABILITIES]
+    panels = [losses] + ([probabilities] if probabilities else [])
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False, dpi=100,
+                             figsize=(7, 3.5 if len(panels) == 1 else 5.2),
+                             gridspec_kw={"height_ratios": [3, 2][:len(panels)]})
     window = max(1, len(rows) // 100)
-    for i, name in enumerate(names):
-        values = np.array([float(r[name]) for r in rows])
-        color = f"C{i}"
-        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
-        if window > 1:
-            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-            ax.plot(steps[window - 1:], smooth, color=color, label=name, linewidth=1.4)
-        else:
-            ax.plot([], [], color=color, label=name)
-    ax.set_xlabel("generator step")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    color = {name: f"C{i}" for i, name in enumerate(names)}
+    for ax, panel in zip(axes[:, 0], panels):
+        for name in panel:
+            values = columns[name]
+            ax.plot(steps, values, color=color[name], alpha=0.25, linewidth=0.6)
+            if window > 1:
+                smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+                ax.plot(steps[window - 1:], smooth, color=color[name], label=name,
+                        linewidth=1.4)
+            else:
+                ax.plot([], [], color=color[name], label=name)
+        ax.legend(fontsize=8, loc="upper right")
+        ax.grid(alpha=0.3)
+    top = axes[0, 0]
+    if losses:
+        raw = np.concatenate([columns[n] for n in losses])
+        raw = raw[np.isfinite(raw)]
+        if raw.size:
+            lo, hi = np.percentile(raw, [0.5, 99.5])
+            pad = 0.05 * max(hi - lo, 1e-6)
+            top.set_ylim(lo - pad, hi + pad)
+    top.set_ylabel("loss" if all("loss" in n for n in losses) else "loss / estimate")
+    top.set_title(title, fontsize=9)
+    if probabilities:
+        bottom = axes[1, 0]
+        bottom.set_ylim(-0.02, 1.02)
+        bottom.set_ylabel("D's mean output\n(probability real)")
+    axes[-1, 0].set_xlabel("generator step")
     _save_figure(fig, path)
 
 
+def step_of(frame_path: str) -> int | None:
+    """The step in a sample grid's name, samples/step_0001500.png -> 1500 (None if none)."""
+    stem = os.path.splitext(os.path.basename(frame_path))[0]
+    digits = stem.rpartition("_")[2]
+    return int(digits) if digits.isdigit() else None
+
+
+def labelled_frame(frame_path: str) -> Image.Image:
+    """A sample grid with "step N" written on a white band above it."""
+    image = Image.open(frame_path).convert("RGB")
+    step = step_of(frame_path)
+    if step is None:
+        return image
+    text, font = f"step {step:,}", ImageFont.load_default(size=max(10, image.width // 30))
+    band = ImageDraw.Draw(image).textbbox((0, 0), text, font=font)[3] + 8
+    framed = Image.new("RGB", (image.width, image.height + band), "white")
+    framed.paste(image, (0, band))
+    ImageDraw.Draw(framed).text((6, 4), text, fill="black", font=font)
+    return framed
+
+
 def save_gif(frame_paths: list[str], path: str, ms_per_frame: int = 200) -> None:
-    """Join PNG frames into an animated GIF (the last frame held longer)."""
+    """Join PNG frames into an animated GIF, each labelled with its step (read from its
+    name, samples/step_NNNNNNN.png), the last frame held longer."""
     if not frame_paths:
         return
-    frames = [Image.open(p).convert("RGB") for p in frame_paths]
+    frames = [labelled_frame(p) for p in frame_paths]
     durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 5]
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],

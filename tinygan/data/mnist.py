@@ -2,12 +2,12 @@
 
 Full MNIST is looked for in the usual places (see paths.py) and otherwise downloaded. When
 it is neither there nor downloadable, `mnist` falls back to the bundled sample
-datasets/mnist-10k and says so in one warning line; the sample's split is the same as
+datasets/mnist-10k and says so in one line on stderr (once per process); the sample's split is the same as
 `mnist-10k`'s: train = its first 9,000 digits, test = its last 1,000, all = the 10,000.
 """
 from __future__ import annotations
 
-import warnings
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,18 +127,29 @@ def load_sample(split: str = "train", root=None, name: str = "mnist-10k") -> Ima
     return ImageDataset(name, images[part], labels[part], MNIST_CLASSES, split, source=str(d))
 
 
+_NOTES_GIVEN: set = set()
+
+
+def _note_once(line: str) -> None:
+    """Print a notice on stderr, one line, the first time it applies in this process (a
+    Python warning would echo its source line after it)."""
+    if line not in _NOTES_GIVEN:
+        _NOTES_GIVEN.add(line)
+        print(line, file=sys.stderr, flush=True)
+
+
 def load_mnist(split: str = "train", root=None, download: bool = True) -> ImageDataset:
     """MNIST (60,000 train / 10,000 test); falls back to the bundled sample when offline."""
     try:
         return _load_idx_dataset("mnist", "mnist", split, root, download, MNIST_MIRRORS,
                                  MNIST_MD5, MNIST_CLASSES)
     except DownloadError as e:
-        reason = f"could not be downloaded ({e})"
+        reason = f"could not be downloaded ({str(e).rsplit(': ', 1)[-1]})"  # the last cause
     except DatasetNotFoundError:
         # Only absence falls back: a corrupt file is an error to fix, not to paper over.
         reason = "is not present and download=False"
-    warnings.warn(f"full MNIST {reason}; using the bundled sample datasets/mnist-10k instead "
-                  f"(10,000 digits: train = first 9,000, test = last 1,000)", stacklevel=4)
+    _note_once(f"note: full MNIST {reason}; using the 10,000 digits bundled in "
+               "datasets/mnist-10k (train: the first 9,000, test: the last 1,000)")
     return load_sample(split, root)
 
 
