@@ -83,9 +83,10 @@ def run(fn, parts: list[slice]) -> None:
 def for_each(fn, a, work: int | None = None, grain: int = GRAIN) -> None:
     """fn(part) over ranges of a's first axis (the images of a batch, the rows of a
     matrix), split over threads when `work` (elements touched, a.size unless told) is
-    worth it. CuPy arrays get fn(slice(None)): a GPU op is one launch anyway."""
-    if type(a) is not np.ndarray:
-        fn(slice(None))
+    worth it. CuPy arrays get fn(slice(None)) (a GPU op is one launch anyway), a 0-d
+    array fn(...)."""
+    if type(a) is not np.ndarray or a.ndim == 0:
+        fn(slice(None) if a.ndim else Ellipsis)
         return
     run(fn, parts(a.shape[0], a.size if work is None else work, grain))
 

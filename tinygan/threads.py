@@ -29,6 +29,8 @@ which is why it is held at one.
 from __future__ import annotations
 
 import os
+import statistics
+import time
 
 from threadpoolctl import threadpool_limits
 
@@ -77,7 +79,8 @@ def set_num_threads(n: int | None) -> None:
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"set_num_threads: expected a whole number >= 1, got {n!r}")
-    hold_blas_at_one_thread()
+    if _blas_pid != os.getpid():
+        hold_blas_at_one_thread()
     _chosen = n
 
 
@@ -95,3 +98,151 @@ def hold_blas_at_one_thread() -> None:
     global _blas_pid
     _blas_pid = os.getpid()
     threadpool_limits(limits=1, user_api="blas")
+
+
+def candidate_counts(most: int | None = None) -> list[int]:
+    """The counts a tuner times: 1, 2, 4, ... below the cores, and the cores."""
+    most = cores() if most is None else most
+    counts, n = [], 1
+    while n < most:
+        counts.append(n)
+        n *= 2
+    return counts + [most]
+
+
+class ThreadTuner:
+    """Chooses the thread count by timing training steps: call it after every step.
+
+        tuner = ThreadTuner()               # candidates 1, 2, 4, ... and the cores
+        training.fit([tuner, log, save])    # fit calls tuner(training, losses)
+
+    It times `trial_steps` steps at each candidate count (the first step after a change
+    is left out: pools and caches settle), keeps the one with the shortest median step,
+    and says so in one line. It checks again every `recheck_every` steps, and at once
+    when `patience` steps in a row take `slower` times the chosen count's median: when
+    another program takes a core, two threads can be far slower than one, and a few
+    slow steps later the tuner has moved. A step is the time from one call to the next,
+    so put the tuner first among the callbacks.
+
+    Which results depend on the thread count: none of tinygan's. NumPy's BLAS is held at
+    one thread (see this module's docstring); a matrix product that tinygan splits gives
+    each element the bits of one BLAS call, and every other split op computes each
+    element as one thread would; sums are cut by size, never by the count. So the same
+    run gives the same weights and losses at 1, 2 or 16 threads, and under a tuner that
+    changed its mind mid-run (tests/test_threads.py trains both ways). Only the speed
+    changes, and the times a tuner measures are the one thing it cannot replay.
+
+    `state_dict()` records the count it chose, when each change happened (`schedule`,
+    [step, count] pairs) and the medians it measured; a run stores it in its checkpoint.
+    `load_state_dict()` puts the count back at once on resume, without a new trial, and
+    carries on checking on the same schedule.
+    """
+
+    def __init__(self, candidates=None, trial_steps: int = 3, recheck_every: int = 500,
+                 patience: int = 5, slower: float = 1.5, report=print):
+        self.candidates = sorted(set(candidates or candidate_counts()))
+        if self.candidates[0] < 1 or trial_steps < 1 or recheck_every < 1:
+            raise ValueError(f"ThreadTuner: candidates {self.candidates}, trial_steps "
+                             f"{trial_steps} and recheck_every {recheck_every} must be >= 1")
+        self.trial_steps, self.recheck_every = trial_steps, recheck_every
+        self.patience, self.slower, self.report = patience, slower, report
+        self.step = 0            # calls so far: steps taken
+        self.threads = None      # the chosen count; None until the first trial ends
+        self.schedule = []       # [step, count]: from that step on, that many threads
+        self.medians = {}        # count -> median seconds a step, from the last trial
+        self.next_check = 0
+        self._plan = []          # counts still to time in this trial
+        self._times = {}         # count -> seconds of its timed steps in this trial
+        self._recent = []        # the chosen count's last step times
+        self._settling = True    # the step running now follows a change: not timed
+        self._last = None
+        self._start_trial()
+
+    @property
+    def trial_length(self) -> int:
+        """Steps a trial takes at most: each count's timed steps and the step that
+        settles after a change (the first step of a run is that step for its count)."""
+        return len(self.candidates) * (self.trial_steps + 1) if len(self.candidates) > 1 else 0
+
+    def __call__(self, *_):
+        """After a step (fit passes the training and its losses; neither is needed)."""
+        now = time.perf_counter()
+        elapsed = None if self._last is None or self._settling else now - self._last
+        self.step += 1
+        self._settling = False
+        if self._plan:
+            self._trial_step(elapsed)
+        elif elapsed is not None:
+            self._watch(elapsed)
+        self._last = time.perf_counter()
+
+    # -- trials
+    def _start_trial(self):
+        if len(self.candidates) == 1:
+            self._choose(self.candidates[0])
+            return
+        # the count in use is timed first: no change, so no settling step for it
+        current = get_num_threads()
+        self._plan = sorted(self.candidates, key=lambda c: c != current)
+        self._times = {c: [] for c in self.candidates}
+        self._use(self._plan[0])
+
+    def _trial_step(self, elapsed):
+        count = self._plan[0]
+        if elapsed is not None:
+            self._times[count].append(elapsed)
+        if len(self._times[count]) < self.trial_steps:
+            return
+        self._plan.pop(0)
+        if self._plan:
+            self._use(self._plan[0])
+            return
+        self.medians = {c: statistics.median(t) for c, t in self._times.items()}
+        best = min(self.medians, key=lambda c: (self.medians[c], c))
+        changed = best != self.threads
+        self._choose(best)
+        if changed:
+            timed = ", ".join(f"{c}: {1000 * s:.0f} ms" for c, s in sorted(self.medians.items()))
+            self.report(f"tinygan: {best} thread{'s' if best > 1 else ''} (a step timed "
+                        f"{timed}); checking again at step {self.next_check}")
+
+    def _choose(self, count):
+        self.threads = count
+        self._use(count)
+        self._recent = []
+        self.next_check = self.step + self.recheck_every
+
+    def _use(self, count):
+        if get_num_threads() != count:
+            self._settling = True
+        set_num_threads(count)
+        if not self.schedule or self.schedule[-1][1] != count:
+            self.schedule.append([self.step, count])
+
+    # -- between trials
+    def _watch(self, elapsed):
+        self._recent = (self._recent + [elapsed])[-self.patience:]
+        median = self.medians.get(self.threads)
+        slow = (median is not None and len(self._recent) == self.patience
+                and min(self._recent) > self.slower * median)
+        if slow or self.step >= self.next_check:
+            self._start_trial()
+
+    # -- checkpoints
+    def state_dict(self) -> dict:
+        return {"threads": self.threads, "step": self.step, "next_check": self.next_check,
+                "schedule": [list(s) for s in self.schedule],
+                "medians_ms": {str(c): round(1000 * s, 3) for c, s in self.medians.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the recorded count at once (no trial), checks on the recorded schedule."""
+        self.step = int(state["step"])
+        self.schedule = [list(s) for s in state["schedule"]]
+        self.medians = {int(c): ms / 1000 for c, ms in state["medians_ms"].items()}
+        self._plan, self._times, self._last = [], {}, None
+        if state["threads"] is None:  # saved in the middle of the first trial
+            self.threads = None
+            self._start_trial()
+            return
+        self._choose(int(state["threads"]))
+        self.next_check = int(state["next_check"])

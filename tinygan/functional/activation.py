@@ -13,11 +13,11 @@ class ReLU(Function):
     """y = max(0, x); dy/dx = 1 if x > 0 else 0."""
 
     def forward(self, x):
-        return backend.get_array_module(x).maximum(x, x.dtype.type(0))
+        return activation_kernels.relu_forward_generic(x)
 
     def backward(self, gy):
-        # the mask is rebuilt from x (kept alive by the graph anyway) rather than saved
-        return gy * Tensor((self.inputs[0].data > 0).astype(gy.dtype))
+        # leaky_relu's gradient at slope 0: the mask rebuilt from x, not saved
+        return LeakyReLUGrad(self.inputs[0].data, 0.0)(gy)
 
 
 class LeakyReLU(Function):

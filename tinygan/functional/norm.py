@@ -75,10 +75,12 @@ class BatchNormGrad(Function):
         axes = _stat_axes(x)
         xhat = self.xhat
         if xhat is None:  # the forward did not keep it (see _normalize): rebuild it from x
-            xhat = x - self.centre
-            xhat *= self.inv_std
+            xhat, gy_xhat = batchnorm_kernels.standardize_generic(x, self.centre,
+                                                                  self.inv_std, gy)
+        else:
+            gy_xhat = gy * xhat
         gb = sum_axes(gy, axes, keepdims=True)
-        gw = sum_axes(gy * xhat, axes, keepdims=True)
+        gw = sum_axes(gy_xhat, axes, keepdims=True)
         m = x.size // x.shape[1]
         w = gy.dtype.type(1) if weight is None else weight.reshape(_channel_shape(x))
         gx = _input_grad(gy, xhat, self.inv_std, w, gb / m, gw / m)

@@ -5,7 +5,7 @@ writes y once.
 """
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, parallel
 from . import compile_once, in_memory_order
 
 _kernels: dict = {}
@@ -18,6 +18,19 @@ def _cupy():
 # ---------------------------------------------------------------- leaky_relu
 
 
+def relu_forward_generic(x):
+    """y = max(x, 0), threads taking ranges of the batch (relu's gradient is leaky_relu's
+    at slope 0)."""
+    xp = backend.get_array_module(x)
+    y = xp.empty_like(x)
+    zero = x.dtype.type(0)
+
+    def part(p):
+        xp.maximum(x[p], zero, out=y[p])
+    parallel.for_each(part, x)
+    return y
+
+
 def leaky_relu_slope(x, slope: float, dtype=None):
     """dy/dx: 1 where x > 0, else slope (a new array, in x's memory order)."""
     dtype = x.dtype if dtype is None else dtype
@@ -28,16 +41,35 @@ def leaky_relu_slope(x, slope: float, dtype=None):
 
 
 def leaky_relu_forward_generic(x, slope: float):
+    """y = max(x, slope x) for 0 <= slope <= 1 (x for x > 0, slope x otherwise), else
+    x dy/dx; written into one new array, threads taking ranges of the batch."""
     xp = backend.get_array_module(x)
-    if 0 <= slope <= 1:  # then max(x, slope x) is x for x > 0 and slope x otherwise
-        return xp.maximum(x, x * x.dtype.type(slope))
-    return x * leaky_relu_slope(x, slope)
+    y = xp.empty_like(x)
+    a = x.dtype.type(slope)
+
+    def part(p):
+        if 0 <= slope <= 1:
+            xp.multiply(x[p], a, out=y[p])
+            xp.maximum(x[p], y[p], out=y[p])
+        else:
+            xp.multiply(x[p], leaky_relu_slope(x[p], slope), out=y[p])
+    parallel.for_each(part, x)
+    return y
 
 
 def leaky_relu_backward_generic(gy, x, slope: float):
-    d = leaky_relu_slope(x, slope, gy.dtype)
-    d *= gy
-    return d
+    """gx = gy dy/dx, threads taking ranges of the batch."""
+    gx = backend.get_array_module(gy).empty_like(gy)
+    one_less, plus = gy.dtype.type(1 - slope), gy.dtype.type(slope)
+
+    def part(p):  # leaky_relu_slope's passes, written into gx's part
+        d = gx[p]
+        d[...] = x[p] > 0
+        d *= one_less
+        d += plus
+        d *= gy[p]
+    parallel.for_each(part, gy, work=2 * gy.size)
+    return gx
 
 
 def leaky_relu_forward(x, slope: float):

@@ -8,7 +8,7 @@ leaves it out, and the backward rebuilds it.
 """
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, parallel
 from . import compile_once, in_memory_order
 
 _kernels: dict = {}
@@ -17,13 +17,18 @@ _kernels: dict = {}
 def normalize_generic(x, mean, inv_std, weight=None, bias=None):
     """y = x scale + shift, with per-channel scale = w inv_std and shift = b - mean scale
     (per-channel arrays shaped to broadcast; no weight or bias: 1 and 0). Two passes over
-    x; xhat is not made."""
+    x, threads taking ranges of the batch; xhat is not made."""
+    xp = backend.get_array_module(x)
     scale = inv_std if weight is None else inv_std * weight
     shift = -mean * scale
     if bias is not None:
         shift = shift + bias
-    y = x * scale
-    y += shift
+    y = xp.empty_like(x, dtype=xp.result_type(x, scale))
+
+    def part(p):
+        xp.multiply(x[p], scale, out=y[p])
+        y[p] += shift
+    parallel.for_each(part, x)
     return y
 
 
@@ -35,12 +40,35 @@ def normalize(x, mean, inv_std, weight, bias):
     return in_memory_order(k, x, mean, inv_std, weight, bias)
 
 
+def standardize_generic(x, mean, inv_std, gy):
+    """xhat = (x - mean) inv_std, and gy xhat (whose sum is dw): what the backward needs
+    when the forward kept no xhat. Threads take ranges of the batch."""
+    xp = backend.get_array_module(x)
+    xhat = xp.empty_like(x, dtype=xp.result_type(x, mean))
+    product = xp.empty_like(gy, dtype=xp.result_type(gy, xhat))
+
+    def part(p):
+        xp.subtract(x[p], mean, out=xhat[p])
+        xhat[p] *= inv_std
+        xp.multiply(gy[p], xhat[p], out=product[p])
+    parallel.for_each(part, x, work=3 * x.size)
+    return xhat, product
+
+
 def input_grad_generic(gy, xhat, inv_std, weight, mean_gy, mean_gy_xhat):
-    """dx = w inv_std (gy - mean(gy) - xhat mean(gy xhat)), the training-mode formula."""
-    gx = xhat * mean_gy_xhat  # then in place: one activation-sized temporary in all
-    gx -= gy
-    gx += mean_gy
-    gx *= -(weight * inv_std)
+    """dx = w inv_std (gy - mean(gy) - xhat mean(gy xhat)), the training-mode formula:
+    four passes over one new array, threads taking ranges of the batch."""
+    xp = backend.get_array_module(gy)
+    scale = -(weight * inv_std)
+    gx = xp.empty_like(gy, dtype=xp.result_type(xhat, mean_gy_xhat))
+
+    def part(p):
+        g = gx[p]
+        xp.multiply(xhat[p], mean_gy_xhat, out=g)
+        g -= gy[p]
+        g += mean_gy
+        g *= scale
+    parallel.for_each(part, gy, work=3 * gy.size)
     return gx
 
 
