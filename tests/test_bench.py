@@ -1,9 +1,11 @@
 """The benchmark command: every workload builds and steps, its output parses, and the
 PyTorch comparison is skipped cleanly where PyTorch is missing; the networks it times are
 the ones the GAN variants train. No timing is asserted."""
+import contextlib
 import importlib.util
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -162,3 +164,47 @@ def test_the_network_comparison_sees_a_changed_layer():
     gan.D.features[2] = nn.Dropout(0.5)  # the benchmark's is 0.3
     with pytest.raises(AssertionError):
         assert_same_networks("dcgan-mnist", gan)
+
+
+def test_threads_auto_runs_the_tuner_through_the_warm_up():
+    r = bench.run("vanilla-mnist", device="cpu", batch=4, steps=1, warmup=0, threads="auto")
+    tuned = r["threads_auto"]
+    assert r["warmup"] >= tinygan.threads.ThreadTuner().trial_length
+    assert tuned["threads"] == r["threads"] and tuned["schedule"][-1][1] == r["threads"]
+    assert set(tuned["medians_ms"]) == {str(c) for c in tinygan.threads.candidate_counts()}
+
+
+def test_the_threads_flag_takes_a_count_or_auto(capsys):
+    assert bench._thread_count("auto") == "auto" and bench._thread_count("3") == 3
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(SystemExit):
+            bench.main(["vanilla-mnist", "--threads", bad])
+        assert "expected a whole number >= 1 or 'auto'" in capsys.readouterr().err
+
+
+def test_busy_core_spins_while_the_block_runs_and_stops_after():
+    with bench.busy_core() as load:
+        assert load["core"] in range(tinygan.threads.cores())
+        os.kill(load["pid"], 0)  # alive
+        if sys.platform.startswith("linux"):
+            with open(f"/proc/{load['pid']}/status") as status:
+                pinned = [line.split()[-1] for line in status
+                          if line.startswith("Cpus_allowed_list")]
+            assert pinned == [str(load["core"])]
+    with pytest.raises(ProcessLookupError):
+        os.kill(load["pid"], 0)  # ended and reaped
+
+
+def test_busy_mode_times_one_two_and_auto_threads(monkeypatch):
+    seen = []
+
+    def fake(framework, workload, device, batch, steps, warmup, threads, seed=0):
+        seen.append(threads)
+        ms = {1: 100.0, 2: 300.0, "auto": 104.0}[threads]
+        return {"ms_per_step": ms, "threads": 1}
+    monkeypatch.setattr(bench, "run_isolated", fake)
+    monkeypatch.setattr(bench, "busy_core", lambda: contextlib.nullcontext({"core": 1}))
+    r = bench.measure_busy("vanilla-mnist", "cpu", 4, 1, 0, rounds=2)
+    assert seen == [1, 2, "auto"] * 2  # alternated, round after round
+    assert (r["ms_threads1"], r["ms_threads2"], r["ms_auto"]) == (100.0, 300.0, 104.0)
+    assert r["auto_vs_best"] == 1.04 and r["auto_chose"] == [1, 1]

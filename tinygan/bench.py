@@ -7,8 +7,12 @@ with a device synchronisation, so the time is the step's, not its launch's.
 
 Each library runs in a fresh child process (`--only tinygan|torch`), one after the other,
 so that neither sees the other's memory, caches or thread pools, and both get the same
-thread count through the environment (OMP/OPENBLAS/MKL_NUM_THREADS, and
-torch.set_num_threads). Peak memory is measured the same way for both:
+thread count (`--threads N`: TINYGAN/OMP/OPENBLAS/MKL_NUM_THREADS, and
+torch.set_num_threads). `--threads auto`, the default, is what a training run does
+without a flag: tinygan's ThreadTuner picks the count in the untimed warm-up steps
+(made long enough for its trial) and keeps checking; PyTorch gets its own default, every
+core. `--busy-core` times tinygan at 1 thread, 2 threads and auto while another process
+keeps one core busy. Peak memory is measured the same way for both:
 
 - cpu: the peak resident set size during the steps (VmHWM, reset through
   /proc/self/clear_refs just before the first step) minus the resident set size before it;
@@ -23,6 +27,7 @@ with a one-line message where it is not installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -31,11 +36,14 @@ import subprocess
 import sys
 import time
 
+from . import threads as tinygan_threads
 from .bench_models import WORKLOADS, build, tinygan_framework, torch_framework, train_step
 
 SCALING_BATCHES = (16, 32, 64, 128, 256)
 FRAMEWORKS = ("tinygan", "torch")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
+AUTO = "auto"
 MB = 2 ** 20
 TORCH_MISSING = "tinygan.bench: PyTorch is not installed; skipping --compare torch"
 
@@ -166,13 +174,17 @@ def _synchronizer(framework: str, device: str):
 # ------------------------------------------------------------------------ one workload
 
 
-def framework_for(framework: str, device: str = "cpu", threads: int | None = None):
-    """The Framework of `tinygan` or `torch` (torch gets `threads` intra-op threads)."""
+def framework_for(framework: str, device: str = "cpu", threads: int | str | None = None):
+    """The Framework of `tinygan` or `torch`, on `threads` threads (None or "auto": each
+    library's default; tinygan's tuner is started by `run`)."""
+    count = None if threads in (None, AUTO) else int(threads)
     if framework == "tinygan":
+        if count is not None:
+            tinygan_threads.set_num_threads(count)
         return tinygan_framework(device)
     if framework == "torch":
         import torch
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(count or tinygan_threads.cores())
         return torch_framework(device)
     raise ValueError(f"unknown framework {framework!r}: expected one of {FRAMEWORKS}")
 
@@ -192,12 +204,13 @@ def _torch_flops(setup) -> float | None:
 
 
 def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, warmup: int = 2,
-        framework: str = "tinygan", threads: int | None = None, seed: int = 0) -> dict:
+        framework: str = "tinygan", threads: int | str | None = None, seed: int = 0) -> dict:
     """Time `steps` training steps of a workload in this process, after `warmup` steps.
 
-    Returns {"workload", "device", "batch", "framework", "ms_per_step" (median),
-    "ms_per_sample", "ms_min", "ms_max", "steps", "warmup", "threads", "peak_mb",
-    "loss_d", "loss_g", ...}.
+    With threads "auto" tinygan's ThreadTuner runs after every step, as in training, and
+    the warm-up lasts at least its first trial. Returns {"workload", "device", "batch",
+    "framework", "ms_per_step" (median), "ms_per_sample", "ms_min", "ms_max", "steps",
+    "warmup", "threads", "peak_mb", "loss_d", "loss_g", ...}.
     """
     if steps < 1 or warmup < 0 or batch < 2:
         raise ValueError(f"bench: need steps >= 1, warmup >= 0 and batch >= 2, got steps "
@@ -205,6 +218,10 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
     fw = framework_for(framework, device, threads)
     setup = build(fw, workload, batch, seed)
     sync = _synchronizer(framework, device)
+    tuner = None
+    if threads == AUTO and framework == "tinygan" and device == "cpu":
+        tuner = tinygan_threads.ThreadTuner(report=lambda line: print(line, file=sys.stderr))
+        warmup = max(warmup, tuner.trial_length)
 
     def step():
         return train_step(setup)
@@ -217,6 +234,8 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
         loss_d, loss_g = step()
         sync()
         elapsed = time.perf_counter() - start
+        if tuner is not None:
+            tuner()
         if i >= warmup:
             times.append(elapsed * 1000.0)
     loss_d, loss_g = float(loss_d.item()), float(loss_g.item())
@@ -227,9 +246,11 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
         "workload": workload, "device": device, "batch": batch, "framework": framework,
         "ms_per_step": round(ms, 2), "ms_per_sample": round(ms / batch, 4),
         "ms_min": round(min(times), 2), "ms_max": round(max(times), 2),
-        "steps": steps, "warmup": warmup, "threads": _threads_in_use(framework, threads),
+        "steps": steps, "warmup": warmup, "threads": _threads_in_use(framework),
         **memory, "loss_d": loss_d, "loss_g": loss_g,
     }
+    if tuner is not None:
+        result["threads_auto"] = tuner.state_dict()
     if framework == "torch" and device == "cpu":
         flops = _torch_flops(setup)
         if flops is not None:
@@ -237,12 +258,11 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
     return result
 
 
-def _threads_in_use(framework: str, threads: int | None) -> int:
+def _threads_in_use(framework: str) -> int:
     if framework == "torch":
         import torch
         return torch.get_num_threads()
-    value = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    return int(value) if value else (threads or os.cpu_count() or 1)
+    return tinygan_threads.get_num_threads()
 
 
 # ----------------------------------------------------------- child processes, comparison
@@ -258,10 +278,11 @@ def torch_available() -> bool:
 
 
 def run_isolated(framework: str, workload: str, device: str, batch: int, steps: int,
-                 warmup: int, threads: int, seed: int = 0) -> dict:
-    """`run` in a fresh Python process with `threads` BLAS/OpenMP threads."""
-    env = dict(os.environ)
-    env.update({name: str(threads) for name in THREAD_VARIABLES})
+                 warmup: int, threads: int | str, seed: int = 0) -> dict:
+    """`run` in a fresh Python process with `threads` threads (or "auto")."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    if threads != AUTO:
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
     command = [sys.executable, "-m", "tinygan.bench", workload, "--only", framework, "--json",
                "--device", device, "--batch", str(batch), "--steps", str(steps),
                "--warmup", str(warmup), "--threads", str(threads), "--seed", str(seed)]
@@ -273,14 +294,14 @@ def run_isolated(framework: str, workload: str, device: str, batch: int, steps: 
     return json.loads(lines[-1])
 
 
-def measure(workload: str, device: str, batch: int, steps: int, warmup: int, threads: int,
-            compare: bool, seed: int = 0) -> dict:
+def measure(workload: str, device: str, batch: int, steps: int, warmup: int,
+            threads: int | str, compare: bool, seed: int = 0) -> dict:
     """tinygan's numbers, and torch's with their ratio when `compare`; one dict."""
     ours = run_isolated("tinygan", workload, device, batch, steps, warmup, threads, seed)
     result = {key: ours[key] for key in ("workload", "device", "batch", "ms_per_step",
                                          "peak_mb", "ms_per_sample", "ms_min", "ms_max",
                                          "steps", "warmup", "threads") if key in ours}
-    for key in ("traced_peak_mb", "loss_d", "loss_g", "peak_note"):
+    for key in ("traced_peak_mb", "loss_d", "loss_g", "peak_note", "threads_auto"):
         if key in ours:
             result[key] = ours[key]
     if compare:
@@ -288,6 +309,7 @@ def measure(workload: str, device: str, batch: int, steps: int, warmup: int, thr
         result["torch_ms_per_step"] = theirs["ms_per_step"]
         result["torch_peak_mb"] = theirs["peak_mb"]
         result["ratio"] = round(ours["ms_per_step"] / theirs["ms_per_step"], 2)
+        result["torch_threads"] = theirs["threads"]
         if "gflop_per_step" in theirs:
             result["gflop_per_step"] = theirs["gflop_per_step"]
     return result
@@ -309,6 +331,45 @@ def _mb(value) -> str:
     return "   n/a" if value is None else f"{value:>7.1f} MB"
 
 
+def _thread_count(text: str):
+    """--threads: a whole number >= 1, or "auto"."""
+    if text == AUTO or text.isdigit() and int(text) >= 1:
+        return text if text == AUTO else int(text)
+    raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto', got {text!r}")
+
+
+@contextlib.contextmanager
+def busy_core():
+    """Another process spinning on one core (the last this process may use) for the block;
+    yields {"core", "pid"}."""
+    core, pin = max(tinygan_threads.cores() - 1, 0), getattr(os, "sched_setaffinity", None)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                               preexec_fn=(lambda: pin(0, {core})) if pin else None)
+    try:
+        yield {"core": core, "pid": spinner.pid}
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def measure_busy(workload: str, device: str, batch: int, steps: int, warmup: int,
+                 rounds: int, seed: int = 0) -> dict:
+    """tinygan at 1 thread, 2 threads and auto, one after the other, `rounds` times, while
+    another process keeps one core busy; medians, and auto's against the better of 1 and 2."""
+    times, chosen = {1: [], 2: [], AUTO: []}, []
+    with busy_core() as load:
+        for _ in range(rounds):
+            for t in times:
+                r = run_isolated("tinygan", workload, device, batch, steps, warmup, t, seed)
+                times[t].append(r["ms_per_step"])
+                chosen += [r["threads"]] if t == AUTO else []
+    ms = {t: statistics.median(v) for t, v in times.items()}
+    return {"workload": workload, "device": device, "batch": batch, "busy_core": load["core"],
+            "steps": steps, "ms_threads1": ms[1], "ms_threads2": ms[2], "ms_auto": ms[AUTO],
+            "auto_chose": chosen, "auto_vs_best": round(ms[AUTO] / min(ms[1], ms[2]), 3),
+            "runs_ms": {str(t): v for t, v in times.items()}}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tinygan.bench",
@@ -320,8 +381,14 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--json", action="store_true", help="one JSON line per workload")
     parser.add_argument("--compare", choices=("torch",), help="time PyTorch beside tinygan")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="BLAS/OpenMP threads for both libraries (default: all cores)")
+    parser.add_argument("--threads", type=_thread_count, default=AUTO,
+                        help="threads for both libraries, or 'auto' (the default: tinygan's "
+                             "tuner picks; PyTorch uses every core)")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy with another process and time tinygan at "
+                             "1 thread, 2 threads and auto (repeated --rounds times)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --busy-core: rounds of the three runs, alternated")
     parser.add_argument("--scaling", action="store_true",
                         help=f"run batches {', '.join(map(str, SCALING_BATCHES))}")
     parser.add_argument("--seed", type=int, default=0)
@@ -341,6 +408,15 @@ def main(argv=None) -> int:
                       f"{workload} {args.only} {args.device} batch {batch}: "
                       f"{r['ms_per_step']:.1f} ms/step, peak {_mb(r['peak_mb']).strip()}",
                       flush=True)
+        return 0
+
+    if args.busy_core:
+        for workload in workloads:
+            r = measure_busy(workload, args.device, args.batch, args.steps, args.warmup,
+                             args.rounds, args.seed)
+            print(json.dumps(r) if args.json else
+                  f"{workload}, one core busy: ms/step at 1 thread {r['ms_threads1']}, 2 "
+                  f"{r['ms_threads2']}, auto {r['ms_auto']} (chose {r['auto_chose']})", flush=True)
         return 0
 
     compare = args.compare == "torch"
