@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from .._tensor import Tensor
+from .._tensor import Tensor, _HookHandle
 from ..autograd import enable_grad
 
 
@@ -22,6 +22,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict = {}  # Tensor -> dict; tensors hash by identity
+        self._step_pre_hooks: dict = {}  # handle -> hook(optimizer, args, kwargs)
         if isinstance(params, Tensor):
             raise TypeError("params should be an iterable of Tensors or of dicts, got a Tensor "
                             "(wrap it in a list)")
@@ -75,8 +76,31 @@ class Optimizer:
                 else:
                     p.grad.data[...] = 0
 
+    def register_step_pre_hook(self, hook):
+        """Call hook(optimizer, args, kwargs) before each step, as PyTorch's: `args` and
+        `kwargs` are step's own arguments, and a hook may return (new_args, new_kwargs) to
+        replace them. Every gradient of the step is complete there, which is where a
+        gradient logger reads them. Returns a handle whose remove() unregisters the hook."""
+        handle = _HookHandle(self._step_pre_hooks)
+        self._step_pre_hooks[handle] = hook
+        return handle
+
+    def _run_step_pre_hooks(self, closure):
+        """The closure to step with, after every pre-hook has seen (or replaced) it."""
+        args, kwargs = ((closure,) if closure is not None else ()), {}
+        for hook in list(self._step_pre_hooks.values()):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"{type(self).__name__}: a step pre-hook returned "
+                                       f"{result!r}; expected None or (new_args, new_kwargs)")
+                args, kwargs = result
+        return kwargs.get("closure", args[0] if args else None)
+
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns `closure()` if given."""
+        if self._step_pre_hooks:
+            closure = self._run_step_pre_hooks(closure)
         loss = None
         if closure is not None:
             with enable_grad():
