@@ -23,6 +23,7 @@ import tinygan.distributed as dist
 from tinygan import backend, nn
 from tinygan import functional as F
 from tinygan.gans import nets
+from tinygan.launch import first_error, init_from_launcher, threads_per_rank
 from tinygan.nn.parallel import DistributedDataParallel, SyncBatchNorm, sync_batch_norm, unwrap
 from tinygan.testing import gradcheck, gradgradcheck
 
@@ -346,3 +347,71 @@ def test_ddp_refuses_what_would_leave_gradients_unaveraged():
 def test_exports():
     assert nn.SyncBatchNorm is SyncBatchNorm
     assert nn.parallel.DistributedDataParallel is DistributedDataParallel
+
+
+# A rank's share of a global batch, in one process: rank r of N simulated with
+# global_batch(r, N); every rank's numbers, put together, must be one process's
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "batch_inner"])
+@pytest.mark.parametrize("world", [2, 3])
+def test_dropout_masks_of_the_shares_are_the_global_batch_mask(dtype, layout, world):
+    n, shape = 2, (3, 5, 3)  # odd sizes: float32s share 64-bit outputs unevenly
+
+    def batch(rows):
+        x = np.ones((rows,) + shape, dtype=dtype)
+        if layout == "channels_last":
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        elif layout == "batch_inner":  # the batch axis is not the outermost in memory
+            x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        return tinygan.tensor(x)
+
+    for warm_up in (0, 1):  # a float32 draw before may leave half of an output kept
+        tinygan.manual_seed(7)
+        tinygan.rand(warm_up)
+        whole = F.dropout(batch(n * world), 0.4).numpy()
+        after = tinygan.rand(5).numpy()
+        shares = []
+        for rank in range(world):
+            tinygan.manual_seed(7)
+            tinygan.rand(warm_up)
+            with dist.global_batch(rank, world):
+                shares.append(F.dropout(batch(n), 0.4).numpy())
+            assert np.array_equal(tinygan.rand(5).numpy(), after)  # the generator moved alike
+        assert np.array_equal(np.concatenate(shares), whole)
+
+
+def test_global_batch_is_a_world_of_one_outside_and_checks_its_rank():
+    assert dist.batch_share() == (0, 1)
+    with dist.global_batch(1, 4):
+        assert dist.batch_share() == (1, 4)
+        with dist.global_batch():  # the process group's own: a world of one here
+            assert dist.batch_share() == (0, 1)
+        assert dist.batch_share() == (1, 4)
+    assert dist.batch_share() == (0, 1)
+    with pytest.raises(ValueError, match="rank 2 is not a rank of a world of 2"):
+        with dist.global_batch(2, 2):
+            pass
+
+
+def test_object_collectives_and_their_clock_in_a_world_of_one():
+    objects = [{"a": 1}, None]
+    dist.broadcast_object_list(objects, src=0)
+    assert objects == [{"a": 1}, None]
+    gathered = [None]
+    dist.all_gather_object(gathered, ("x", 2))
+    assert gathered == [("x", 2)]
+    with pytest.raises(ValueError, match="object_list has 2 entries for a world of 1"):
+        dist.all_gather_object([None, None], 1)
+    assert dist.seconds_in_collectives() == 0.0
+
+
+def test_start_up_helpers_in_a_world_of_one():
+    assert init_from_launcher() == 1 and not dist.is_initialized()
+    assert first_error(None) is None and first_error("bad") == "bad"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert threads_per_rank({"PMI_SIZE": "2", "MPI_LOCALNRANKS": "1"}) == cores
+    assert threads_per_rank({"OMPI_COMM_WORLD_SIZE": "64"}) == 1  # ranks >= cores
+    assert threads_per_rank({}) == cores
+

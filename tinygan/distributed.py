@@ -12,11 +12,15 @@ agree through *collectives*, calls that every rank makes in the same order:
 The communication is someone else's: backend "mpi" calls mpi4py's buffer methods
 (Allreduce, Bcast, Allgather) on NumPy arrays, in place; backend "nccl" calls NVIDIA's
 collective library through cupy.cuda.nccl on CuPy arrays, its communicator built from a
-unique id that rank 0 makes and MPI broadcasts. Rank and world size come from MPI (the
+unique id that rank 0 makes and MPI broadcasts (as it does pickled Python objects). Rank and world size come from MPI (the
 launcher told it); mpi4py and CuPy are imported only when a group is initialised.
 
 Before `init_process_group` a process is a world of one (rank 0 of 1) and a collective
 leaves its tensor as it is, so the same training code runs alone.
+
+Inside `global_batch()` a batch is one rank's share of a global batch, and the random
+numbers for it (z, dropout masks) are drawn for the global batch, as one process draws
+them, each rank keeping its rows: the same numbers on 1 or N processes.
 """
 from __future__ import annotations
 
@@ -101,6 +105,12 @@ class _MPIBackend:
     def barrier(self):
         self.comm.Barrier()
 
+    def broadcast_object(self, obj, src):
+        return self.comm.bcast(obj, root=src)
+
+    def all_gather_object(self, obj):
+        return self.comm.allgather(obj)
+
     def close(self):
         self.comm.Free()
 
@@ -157,6 +167,12 @@ class _NCCLBackend:
         self.cupy.cuda.get_current_stream().synchronize()
         self.mpi.Barrier()
 
+    def broadcast_object(self, obj, src):  # Python objects travel over MPI
+        return self.mpi.bcast(obj, root=src)
+
+    def all_gather_object(self, obj):
+        return self.mpi.allgather(obj)
+
     def close(self):
         self.nccl.destroy()
         self.mpi.Free()
@@ -168,9 +184,17 @@ _BACKENDS = {"mpi": _MPIBackend, "nccl": _NCCLBackend}
 class _Group:
     def __init__(self, impl, rank: int, size: int):
         self.impl, self.rank, self.size = impl, rank, size
+        self.seconds = 0.0  # spent inside collectives, waiting for the other ranks included
+
+    @contextlib.contextmanager
+    def timed(self):
+        start = time.perf_counter()
+        yield
+        self.seconds += time.perf_counter() - start
 
 
 _group: _Group | None = None
+_share: tuple | None = None  # (rank, world size) inside global_batch()
 _hook_before = None  # sys.excepthook before init_process_group replaced it
 
 
@@ -239,6 +263,12 @@ def get_backend() -> str | None:
     return None if _group is None else _group.impl.name
 
 
+def seconds_in_collectives() -> float:
+    """Wall seconds this rank has spent in collectives since init_process_group, waiting
+    for slower ranks included: what running on several processes adds to the work."""
+    return 0.0 if _group is None else _group.seconds
+
+
 # ------------------------------------------------------------------------ collectives
 
 
@@ -254,7 +284,7 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM) -> None:
         raise TypeError(f"all_reduce: ReduceOp.AVG needs a floating-point tensor, got {a.dtype}")
     if _group is None:
         return  # a world of one: the tensor is already the sum, the mean and the max
-    with _contiguous(a) as buf:
+    with _contiguous(a) as buf, _group.timed():
         _group.impl.all_reduce(buf, ReduceOp.MAX if op is ReduceOp.MAX else ReduceOp.SUM)
         if op is ReduceOp.AVG:
             buf /= _group.size
@@ -266,7 +296,7 @@ def broadcast(tensor, src: int) -> None:
     _check_rank("broadcast", src)
     if _group is None:
         return
-    with _contiguous(a) as buf:
+    with _contiguous(a) as buf, _group.timed():
         _group.impl.broadcast(buf, src)
 
 
@@ -289,7 +319,8 @@ def all_gather(tensor_list: list, tensor) -> None:
         outs[0][...] = a
         return
     gathered = get_array_module(a).empty((size,) + a.shape, dtype=a.dtype)
-    _group.impl.all_gather(get_array_module(a).ascontiguousarray(a), gathered)
+    with _group.timed():
+        _group.impl.all_gather(get_array_module(a).ascontiguousarray(a), gathered)
     for out, part in zip(outs, gathered):
         out[...] = part
 
@@ -297,7 +328,23 @@ def all_gather(tensor_list: list, tensor) -> None:
 def barrier() -> None:
     """Wait until every rank has called barrier()."""
     if _group is not None:
-        _group.impl.barrier()
+        with _group.timed():
+            _group.impl.barrier()
+
+
+def broadcast_object_list(object_list: list, src: int = 0) -> None:
+    """In place: every rank's object_list becomes rank src's (its objects pickled)."""
+    _check_rank("broadcast_object_list", src)
+    if _group is not None:
+        object_list[:] = _group.impl.broadcast_object(list(object_list), src)
+
+
+def all_gather_object(object_list: list, obj) -> None:
+    """object_list[r] <- rank r's obj, on every rank (pickled), as torch.distributed's."""
+    if len(object_list) != get_world_size():
+        raise ValueError(f"all_gather_object: object_list has {len(object_list)} entries "
+                         f"for a world of {get_world_size()}")
+    object_list[:] = [obj] if _group is None else _group.impl.all_gather_object(obj)
 
 
 def _array(op: str, tensor):
@@ -325,6 +372,35 @@ def _contiguous(a):
     buf = get_array_module(a).ascontiguousarray(a)
     yield buf
     a[...] = buf
+
+
+# ---------------------------------------------------------------- shares of a global batch
+
+
+@contextlib.contextmanager
+def global_batch(rank: int | None = None, world_size: int | None = None):
+    """Inside: a batch is rank `rank`'s share, 1/world_size, of a global batch (by default
+    this process's rank and the group's size), as in a data-parallel training step.
+
+    Random numbers for a batch of n (z, labels, dropout masks) are then drawn for the
+    global batch of n x world_size, as one process draws them, and rank r keeps rows
+    [r n, (r + 1) n): every rank's generator moves as one process's does.
+    """
+    global _share
+    rank = get_rank() if rank is None else rank
+    world_size = get_world_size() if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"global_batch: rank {rank} is not a rank of a world of {world_size}")
+    before, _share = _share, (rank, world_size)
+    try:
+        yield
+    finally:
+        _share = before
+
+
+def batch_share() -> tuple:
+    """(rank, world size) of the batches inside global_batch(); (0, 1) outside."""
+    return _share or (0, 1)
 
 
 # ------------------------------------------------------------- one rank fails: all stop

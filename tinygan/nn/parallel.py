@@ -13,6 +13,8 @@ BatchNorm breaks the split: it normalises with its own batch's mean and variance
 rank's outputs would depend on its share alone. SyncBatchNorm takes them over every
 rank's share (all-reduces of per-channel sums), and its backward sums over every rank the
 two per-channel means that the gradient of x needs (functional/norm.py has the maths).
+all_gather_rows gives every rank the whole global batch of a tensor, differentiably (for
+feature matching, whose loss compares the global batch's mean features).
 """
 from __future__ import annotations
 
@@ -85,6 +87,8 @@ class DistributedDataParallel(Module):
       G(z).detach(), reaches none of G's: G's buckets wait for G's update.) Every rank
       reduces the same buckets in the same order, so none waits for a call another never
       makes; a parameter that got no gradient on any rank keeps its .grad.
+    - A forward runs inside distributed.global_batch(): its input is this rank's share of
+      a global batch, and random ops (dropout) draw for the global batch.
     - Every rank runs the same forwards and backwards. Call the wrapper, not .module, for
       what is backpropagated. `.module` (or unwrap(model)) is the model itself, what a
       checkpoint stores: the wrapper's state_dict() names every key "module.<key>", as
@@ -110,7 +114,8 @@ class DistributedDataParallel(Module):
         recording = is_grad_enabled()
         if recording and self.broadcast_buffers:
             _broadcast_coalesced(list(self.module.buffers()), src=0)
-        out = self.module(*args, **kwargs)
+        with distributed.global_batch():
+            out = self.module(*args, **kwargs)
         if recording:
             self._expect(out)
         return out
@@ -229,6 +234,28 @@ class AllReduceSum(Function):
 def all_reduce_sum(x: Tensor) -> Tensor:
     """The sum of x over the ranks, differentiable (x itself in a world of one)."""
     return x if distributed.get_world_size() == 1 else AllReduceSum()(x)
+
+
+class AllGatherRows(Function):
+    """y = [x_0; x_1; ...; x_{N-1}], every rank's rows in rank order, on every rank. The
+    ranks' losses add up, so x_r's gradient is the sum over the ranks of their gy's rows r:
+    an all-reduce of gy, of which rank r keeps its rows."""
+
+    def forward(self, x):
+        parts = backend.get_array_module(x).empty((distributed.get_world_size(),) + x.shape,
+                                                  dtype=x.dtype)
+        distributed.all_gather(list(parts), x)
+        return parts.reshape((-1,) + x.shape[1:])
+
+    def backward(self, gy):
+        n = gy.shape[0] // distributed.get_world_size()
+        rank = distributed.get_rank()
+        return all_reduce_sum(gy)[rank * n:(rank + 1) * n]
+
+
+def all_gather_rows(x: Tensor) -> Tensor:
+    """Every rank's x stacked along the first axis, differentiable (x in a world of one)."""
+    return x if distributed.get_world_size() == 1 else AllGatherRows()(x)
 
 
 class SyncBatchNormFunction(BatchNorm):
