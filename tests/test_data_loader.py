@@ -174,3 +174,54 @@ def test_to_uint8_takes_a_tensor():
 def test_loader_benchmark_runs():
     ms = loader_benchmark("mnist-10k", batch_size=64, batches=20)
     assert ms > 0  # a number to report, not a timing to assert
+
+
+# ------------------------------------------------- data parallelism: a rank's share
+
+
+@pytest.mark.parametrize("name", ["images", "ring8"])
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_shares_are_the_one_process_batches_without_overlap(name, world):
+    data = small(50, labelled=True) if name == "images" else load("ring8", epoch_size=48)
+    whole = DataLoader(data, batch_size=6, seed=3)
+    expected = batches(whole) + batches(whole)  # two epochs
+    ranks = [DataLoader(data, batch_size=6, seed=3, rank=r, world_size=world)
+             for r in range(world)]
+    shares = [batches(loader) + batches(loader) for loader in ranks]
+    assert all(len(s) == len(expected) == 2 * len(whole) for s in shares)
+    for i, (x, y) in enumerate(expected):
+        got_x = np.concatenate([s[i][0] for s in shares])
+        got_y = np.concatenate([s[i][1] for s in shares])
+        assert all(s[i][0].shape[0] == 6 // world for s in shares)
+        np.testing.assert_array_equal(got_x, x)  # rank r: rows [r B/N, (r + 1) B/N)
+        np.testing.assert_array_equal(got_y, y)
+    if name == "images":  # no image twice in an epoch, whichever rank reads it
+        seen = np.concatenate([np.concatenate([b[0] for b in s[:len(whole)]]) for s in shares])
+        assert len(np.unique(seen.reshape(len(seen), -1), axis=0)) == len(seen)
+    states = [loader.state_dict() for loader in ranks]
+    assert all(json.dumps(s) == json.dumps(whole.state_dict()) for s in states)
+
+
+def test_a_rank_resumes_its_share_mid_epoch():
+    data = small(40)
+    reference = DataLoader(data, batch_size=4, seed=5, rank=1, world_size=2)
+    expected = batches(reference) + batches(reference)
+    run = DataLoader(data, batch_size=4, seed=5, rank=1, world_size=2)
+    it = iter(run)
+    got = [tuple(t.numpy() for t in next(it)) for _ in range(3)]
+    resumed = DataLoader(data, batch_size=4, seed=0, rank=1, world_size=2)
+    resumed.load_state_dict(json.loads(json.dumps(run.state_dict())))
+    got += batches(resumed) + batches(resumed)
+    for (xg, yg), (xe, ye) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(xg, xe)
+        np.testing.assert_array_equal(yg, ye)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=6, world_size=4), "batch size 6 does not split into 4 equal shares"),
+    (dict(batch_size=4, rank=2, world_size=2), "rank 2 is not a rank of a world of 2"),
+    (dict(batch_size=4, world_size=2, drop_last=False), "the last batch, of 2, does not split"),
+])
+def test_shares_that_cannot_be_equal_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DataLoader(small(10), **kwargs)

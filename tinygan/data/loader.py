@@ -11,6 +11,11 @@ for a mixture, its points); `state_dict()` records that state and the position i
 epoch, so `load_state_dict()` redraws the same epoch and continues at the same batch,
 bit-identically. Breaking out of a `for` loop keeps the position: the next `for` continues
 the same epoch where it stopped.
+
+Data parallelism: with `rank` and `world_size`, batch_size is the global batch and rank r
+gets rows [r B/N, (r + 1) B/N) of each one. Every rank draws the same permutation from the
+same seed, so the ranks' shares never overlap and together are the very batches one
+process reads; the state is the same on every rank.
 """
 from __future__ import annotations
 
@@ -29,11 +34,21 @@ class DataLoader:
     """Batches of (images, labels) tensors from a dataset, shuffled by a seeded generator."""
 
     def __init__(self, dataset, batch_size: int = 64, shuffle: bool = True,
-                 drop_last: bool = True, seed: int | None = None, device: str | None = None):
+                 drop_last: bool = True, seed: int | None = None, device: str | None = None,
+                 rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not a rank of a world of {world_size}")
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} does not split into {world_size} "
+                             "equal shares")
+        if world_size > 1 and not drop_last and len(dataset) % batch_size:
+            raise ValueError(f"the last batch, of {len(dataset) % batch_size}, does not split "
+                             f"into {world_size} equal shares: give drop_last=True")
         self.dataset = dataset
         self.batch_size = int(batch_size)
+        self.rank, self.world_size = rank, world_size
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.device = backend.default_device() if device is None else backend.check_device(device)
@@ -77,10 +92,11 @@ class DataLoader:
             self._end_epoch()  # the last epoch was read to its end by next() calls
         if self._order is None:
             self._begin_epoch()
+        share = self.batch_size // self.world_size
         while self.position < len(self):
-            start = self.position * self.batch_size
+            start = self.position * self.batch_size + self.rank * share
             self.position += 1  # counted before yielding: state_dict() then points past it
-            yield self._batch(start, start + self.batch_size)
+            yield self._batch(start, start + share)
         self._end_epoch()
 
     # -- one batch: gathers only
