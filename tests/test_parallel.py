@@ -237,3 +237,34 @@ def test_freed_memory_is_kept_for_the_next_step_unless_malloc_is_tuned(monkeypat
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults < 1000
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert parallel.keep_freed_memory() is False  # the environment's own setting stands
+
+
+def _channels_last(shape, seed):
+    """An NCHW-shaped array over channels-last memory, as a convolution leaves it."""
+    n, c, h, w = shape
+    data = np.random.default_rng(seed).standard_normal((n, h, w, c)).astype(np.float32)
+    return data.transpose(0, 3, 1, 2)
+
+
+ELEMENTWISE = {
+    "leaky_relu": lambda x, g: F.leaky_relu(x, 0.2),
+    "relu": lambda x, g: F.relu(x),
+    "batch_norm": lambda x, g: F.batch_norm(x, None, None, g, None, training=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_each_elementwise_op_and_its_gradient_over_threads(monkeypatch, name):
+    x0 = _channels_last((64, 16, 12, 12), seed=5)  # 147,456 elements: split in parts
+    gy = _channels_last((64, 16, 12, 12), seed=6)
+    assert x0.size >= 4 * parallel.GRAIN
+
+    def both():
+        x = tinygan.tensor(x0, requires_grad=True)
+        g = tinygan.tensor(np.linspace(0.5, 1.5, 16, dtype=np.float32), requires_grad=True)
+        y = ELEMENTWISE[name](x, g)
+        y.backward(tinygan.tensor(gy))
+        return [y.data.copy(), x.grad.data] + ([g.grad.data] if g.grad is not None else [])
+    results, splits = _on_threads(monkeypatch, both)
+    assert splits[0] == [1] * len(splits[0]) and min(splits[1]) > 1  # every pass split
+    _assert_same_bits(results)

@@ -128,7 +128,7 @@ def _train(workload, counts):
         p.data.copy() for p in setup.D.parameters()]
 
 
-@pytest.mark.parametrize("workload", ["vanilla-mnist", "dcgan-mnist"])
+@pytest.mark.parametrize("workload", ["vanilla-mnist", "dcgan-mnist", "wgan-gp-mnist"])
 def test_training_gives_the_same_bits_whatever_the_counts(workload):
     """What the tuner may do mid-run (change the count) changes no number."""
     one = _train(workload, [1, 1, 1])
