@@ -9,10 +9,13 @@ BatchNorm on the whole batch, and a failing rank ending the job. The NCCL worker
 GPU per rank and is skipped with the reason where there is none.
 """
 import importlib.util
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +23,10 @@ import pytest
 
 import tinygan
 import tinygan.distributed as dist
-from tinygan import backend, nn
+from tinygan import backend, data, nn
 from tinygan import functional as F
-from tinygan.gans import nets
+from tinygan.gans import DataInfo, build, defaults, nets
+from tinygan.gans.base import update
 from tinygan.launch import first_error, init_from_launcher, threads_per_rank
 from tinygan.nn.parallel import DistributedDataParallel, SyncBatchNorm, sync_batch_norm, unwrap
 from tinygan.testing import gradcheck, gradgradcheck
@@ -43,18 +47,30 @@ needs_mpi = pytest.mark.skipif(
     reason='needs mpi4py and an mpiexec: pip install -e ".[distributed]"')
 
 
-def launch(script: str, *args, n: int = 2, timeout: float = 120,
-           device: str = "cpu") -> subprocess.CompletedProcess:
-    """`mpiexec -n n python tests/distributed/<script> args`, its output in .stdout."""
-    command = [MPIEXEC, "-n", str(n)]
+def mpiexec(*apps, n: int = 2) -> list:
+    """The mpiexec command line running `apps` (each a command, list of str) on n ranks
+    each, one after the other (MPMD: `-n 1 A : -n 1 B`), with python for "python"."""
+    command = [MPIEXEC]
     version = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout
     if "Open MPI" in version:
         command.append("--oversubscribe")  # more ranks than cores is fine for tests
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", TINYGAN_NUM_THREADS="1",
-               TINYGAN_DEVICE=device)
-    return subprocess.run(command + [sys.executable, str(WORKERS / script), *args], cwd=ROOT,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    for i, app in enumerate(apps):
+        command += ([":"] if i else []) + ["-n", str(n)]
+        command += [sys.executable if word == "python" else word for word in app]
+    return command
+
+
+def environment(device: str = "cpu", **extra) -> dict:
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", TINYGAN_NUM_THREADS="1",
+                TINYGAN_DEVICE=device, MPLBACKEND="Agg", **extra)
+
+
+def launch(script: str, *args, n: int = 2, timeout: float = 120,
+           device: str = "cpu") -> subprocess.CompletedProcess:
+    """`mpiexec -n n python tests/distributed/<script> args`, its output in .stdout."""
+    return subprocess.run(mpiexec(["python", str(WORKERS / script), *args], n=n), cwd=ROOT,
+                          env=environment(device), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def assert_every_rank_passed(run, checks, n: int = 2):
@@ -103,6 +119,184 @@ def test_nccl_matches_mpi_on_the_gpus():
     n = min(gpus, 2)  # NCCL puts one rank per GPU: one GPU is a world of one
     assert_every_rank_passed(launch("nccl_collectives.py", n=n, device="cuda"), [
         "backend_is_nccl", "collectives_match_mpi", "ddp_and_sync_batchnorm_on_the_gpu"], n=n)
+
+
+@needs_mpi
+def test_gan_training_and_evaluation_on_two_processes():
+    assert_every_rank_passed(launch("gan_training.py", timeout=240), [
+        "variants_train_as_on_one_process", "sync_batchnorm_in_dcgan",
+        "evaluation_gives_the_scores_of_one_process"])
+
+
+# The commands under mpiexec -n 2: `python -m tinygan.train` and `python -m tinygan.study`
+
+TRAIN = ["python", "-m", "tinygan.train"]
+
+
+def run_command(command, tmp_path, timeout=240, **env):
+    return subprocess.run(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          env=environment(XDG_CACHE_HOME=str(tmp_path / "cache"), **env))
+
+
+def loss_table(folder, name="losses.csv"):
+    with open(os.path.join(folder, name)) as f:
+        header = f.readline().strip().split(",")
+    return header, np.loadtxt(os.path.join(folder, name), delimiter=",", skiprows=1, ndmin=2)
+
+
+@needs_mpi
+@pytest.mark.parametrize("argv, exact_rows", [
+    (["vanilla", "ring8", "--batch-size", "8", "--eval-every", "30"], 60),
+    (["dcgan", "mnist-10k", "--batch-size", "8"], 20),
+], ids=["vanilla-ring8", "dcgan-mnist-10k"])
+def test_two_processes_train_the_one_process_gan(argv, exact_rows, tmp_path):
+    """The same losses, row by row, as one process (6 digits, as losses.csv writes them),
+    for the first `exact_rows` steps; after that, in DCGAN, a difference of the last bits
+    grows: Adam divides each gradient by its own size, so the parameters whose gradient
+    is only rounding noise (|g| ~ eps = 1e-8) move by up to lr on either run alike, and
+    the game amplifies such differences (2e-3 by step 60), as it would any change of the
+    order of the sums. The evaluations and the checkpoint format are the same."""
+    common = argv + ["--steps", "60", "--sample-every", "1000", "--no-progress"]
+    one = run_command(TRAIN + common + ["--out", "one"], tmp_path)
+    two = run_command(mpiexec(TRAIN + common + ["--out", "two"]), tmp_path)
+    assert one.returncode == 0 and two.returncode == 0, one.stdout + two.stdout
+    assert two.stdout.count("done: 60 steps") == 1  # rank 0 alone reports
+    header, alone = loss_table(tmp_path / "one")
+    assert loss_table(tmp_path / "two")[0] == header
+    together = loss_table(tmp_path / "two")[1]
+    assert together.shape == alone.shape == (60, len(header))
+    np.testing.assert_allclose(together[:exact_rows], alone[:exact_rows], rtol=2e-5)
+    np.testing.assert_allclose(together, alone, rtol=1e-2)
+    if "--eval-every" in argv:
+        np.testing.assert_allclose(loss_table(tmp_path / "two", "metrics.csv")[1],
+                                   loss_table(tmp_path / "one", "metrics.csv")[1], rtol=1e-3)
+    a = tinygan.load(tmp_path / "one" / "checkpoints" / "latest.npz")
+    b = tinygan.load(tmp_path / "two" / "checkpoints" / "latest.npz")
+    assert (a["processes"], b["processes"]) == (1, 2) and a["step"] == b["step"] == 60
+    for part in ("G", "D", "opt_g", "opt_d"):
+        assert a["gan"][part].keys() == b["gan"][part].keys()
+
+
+@needs_mpi
+def test_a_killed_two_process_run_resumes_bit_identically(tmp_path):
+    common = ["vanilla", "ring8", "--batch-size", "8", "--steps", "160",
+              "--checkpoint-every", "20", "--sample-every", "1000", "--no-progress"]
+    assert run_command(mpiexec(TRAIN + common + ["--out", "A"]), tmp_path).returncode == 0
+    env = environment(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    job = subprocess.Popen(mpiexec(TRAIN + common + ["--out", "B"]), cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)  # its own process group: all of it dies
+    checkpoint = tmp_path / "B" / "checkpoints" / "latest.npz"
+    try:
+        while job.poll() is None and _rows(tmp_path / "B") < 45:
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # mpiexec and both ranks, mid-run
+        job.wait()
+    saved = int(tinygan.load(checkpoint)["step"])
+    assert 20 <= saved < 160
+    resumed = run_command(mpiexec(TRAIN + ["--resume", "B", "--no-progress"]), tmp_path)
+    assert resumed.returncode == 0, resumed.stdout
+    assert "took over the lock" in resumed.stdout
+    a = tinygan.load(tmp_path / "A" / "checkpoints" / "latest.npz")
+    b = tinygan.load(checkpoint)
+    for name, x, y in _leaves_of(a, b):
+        assert (np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y), name
+    assert (tmp_path / "A" / "losses.csv").read_bytes() == (
+        tmp_path / "B" / "losses.csv").read_bytes()
+
+
+def _rows(folder) -> int:
+    try:
+        return (folder / "losses.csv").read_text().count("\n") - 1
+    except FileNotFoundError:
+        return 0
+
+
+def _leaves_of(a, b, name=""):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), name
+        for key in a:
+            yield from _leaves_of(a[key], b[key], f"{name}/{key}")
+    elif isinstance(a, (list, tuple)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _leaves_of(x, y, f"{name}/{i}")
+    elif name != "/logs/losses.csv":  # compared as bytes
+        yield name, getattr(a, "data", a), getattr(b, "data", b)
+
+
+def image_folder(root, classes=2, per_class=4):
+    """A folder: dataset of random 28x28 PNGs, a sub-folder per class."""
+    from PIL import Image  # only these tests make images
+    rng = np.random.default_rng(0)
+    for k in range(classes):
+        (root / f"class{k}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"class{k}" / f"{i}.png")
+
+
+def _in(folder, *command):
+    """A command started in `folder` (each rank of an MPMD launch its own folder)."""
+    return ["sh", "-c", 'cd "$0" && exec "$@"', str(folder), *command]
+
+
+@needs_mpi
+def test_data_missing_on_one_rank_stops_every_rank_and_rank_0_alone_writes(tmp_path):
+    for rank in ("0", "1"):
+        (tmp_path / rank).mkdir()
+    image_folder(tmp_path / "0" / "images")
+    argv = TRAIN + ["dcgan", "folder:images", "--batch-size", "4", "--steps", "3",
+                    "--no-progress", "--out", "run"]
+    missing = run_command(mpiexec(_in(tmp_path / "0", *argv), _in(tmp_path / "1", *argv),
+                                  n=1), tmp_path, timeout=60)
+    assert missing.returncode == 2, missing.stdout
+    assert missing.stdout.count("error: rank 1 of 2: ") == 1, missing.stdout
+    assert "images: not a folder" in missing.stdout and "Traceback" not in missing.stdout
+    assert not (tmp_path / "0" / "run" / "config.json").exists()  # stopped before writing
+    shutil.copytree(tmp_path / "0" / "images", tmp_path / "1" / "images")
+    both = run_command(mpiexec(_in(tmp_path / "0", *argv), _in(tmp_path / "1", *argv),
+                               n=1), tmp_path, timeout=120)
+    assert both.returncode == 0, both.stdout
+    assert sorted(os.listdir(tmp_path / "1")) == ["images"]  # nothing written by rank 1
+    written = tmp_path / "0" / "run"
+    assert (written / "config.json").exists() and (written / "losses.csv").exists()
+    assert tinygan.load(written / "checkpoints" / "latest.npz")["processes"] == 2
+
+
+@needs_mpi
+def test_a_rank_failing_mid_run_ends_the_job_with_its_error(tmp_path):
+    argv = ["dcgan", "mnist-10k", "--batch-size", "4", "--steps", "50", "--no-progress",
+            "--out", "run"]
+    # rank 1's environment is broken: its first big optimiser update (tinygan.parallel
+    # reads the thread count there) raises, after rank 0 went on into step 1
+    failed = run_command(mpiexec(TRAIN + argv, ["env", "TINYGAN_NUM_THREADS=many",
+                                                *TRAIN, *argv], n=1), tmp_path, timeout=60)
+    assert failed.returncode != 0
+    assert "ValueError: TINYGAN_NUM_THREADS='many'" in failed.stdout, failed.stdout
+    assert "rank 1 of 2 failed; stopping every rank" in failed.stdout
+
+
+@needs_mpi
+def test_a_study_on_two_processes_is_the_one_process_study_to_the_bit(tmp_path):
+    argv = ["python", "-m", "tinygan.study", "mode-collapse", "--seeds", "1", "--steps",
+            "60", "--methods", "vanilla", "pacgan2", "--datasets", "ring8"]
+    one = run_command(argv + ["--workers", "1", "--out", "one"], tmp_path)
+    two = run_command(mpiexec(argv + ["--out", "two"]), tmp_path)
+    assert one.returncode == 0 and two.returncode == 0, one.stdout + two.stdout
+    runs = sorted(os.listdir(tmp_path / "one" / "runs"))
+    assert len(runs) == 2 and runs == sorted(os.listdir(tmp_path / "two" / "runs"))
+    for name in runs:
+        a, b = (json.loads((tmp_path / which / "runs" / name).read_text())
+                for which in ("one", "two"))
+        a["run"].pop("seconds")
+        b["run"].pop("seconds")
+        assert a == b, name
+    assert two.stdout.count("wall time") == 1  # rank 0 alone reports
+    refused = run_command(mpiexec(argv + ["--workers", "2", "--out", "three"]), tmp_path)
+    assert refused.returncode == 2
+    assert refused.stdout.count("error: --workers: the 2 processes") == 1
 
 
 # ------------------------------------------------------------ in this process: N = 1
@@ -415,3 +609,68 @@ def test_start_up_helpers_in_a_world_of_one():
     assert threads_per_rank({"OMPI_COMM_WORLD_SIZE": "64"}) == 1  # ranks >= cores
     assert threads_per_rank({}) == cores
 
+
+def _gan(variant="vanilla", dataset="ring8", **settings):
+    info = DataInfo.of(data.load(dataset))
+    config = dict(defaults(variant, info), variant=variant, dataset=dataset, seed=0,
+                  device="cpu", **settings)
+    tinygan.manual_seed(0)
+    return build(variant, config, info)
+
+
+def test_z_of_the_shares_is_one_process_z():
+    gan = _gan()
+    tinygan.manual_seed(3)
+    whole, after = gan.sample_z(8).numpy(), tinygan.rand(2).numpy()
+    shares = []
+    for rank in range(4):
+        gan.rank, gan.world = rank, 4  # what data_parallel() sets on rank r of 4
+        tinygan.manual_seed(3)
+        shares.append(gan.sample_z(2).numpy())
+        assert np.array_equal(tinygan.rand(2).numpy(), after)
+    assert np.array_equal(np.concatenate(shares), whole)
+
+
+def test_evaluation_shares_of_samples_are_the_rows_of_all_samples():
+    gan = _gan("dcgan", "mnist-10k")
+    every = gan.samples(10, seed=4, batch_size=4)
+    parts = [gan.samples(10, seed=4, batch_size=4, rows=slice(a, b))
+             for a, b in ((0, 3), (3, 10))]
+    np.testing.assert_allclose(np.concatenate(parts), every, rtol=0, atol=1e-6)  # equal here
+
+
+def test_update_gives_gradients_to_the_optimisers_parameters_only():
+    """G's update backpropagates through D, whose weights keep the .grad they had (they
+    are D's update's business), and G's gradients are those of a plain backward."""
+    gan, twin = _gan(), _gan()
+    z = tinygan.randn(6, gan.z_dim)
+    for net in (gan.D, twin.D):
+        for p in net.parameters():
+            p.grad = None
+    update(gan.opt_g, gan.generator_loss(None, gan.G(z)))
+    twin.opt_g.zero_grad()
+    twin.generator_loss(None, twin.G(z)).backward()
+    twin.opt_g.step()
+    assert all(p.grad is None and p.requires_grad for p in gan.D.parameters())
+    assert all(p.grad is not None for p in twin.D.parameters())
+    for p, q in zip(gan.G.parameters(), twin.G.parameters()):
+        assert np.array_equal(p.grad.numpy(), q.grad.numpy())
+        assert np.array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(minibatch_discrimination=True), "--minibatch-discrimination compares each sample"),
+    (dict(pack=4, batch_size=8), "--pack 4: each of the 4 processes' share of the batch, 2"),
+])
+def test_what_cannot_split_over_processes_is_refused(monkeypatch, settings, message):
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    gan = _gan(**settings)
+    with pytest.raises(ValueError, match=message):
+        gan.data_parallel()
+
+
+def test_cgan_feature_matching_is_refused_on_several_processes(monkeypatch):
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    gan = _gan("cgan", "ring8", feature_matching=True)
+    with pytest.raises(ValueError, match="cgan: --feature-matching reads D's features"):
+        gan.data_parallel()

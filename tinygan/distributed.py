@@ -12,8 +12,9 @@ agree through *collectives*, calls that every rank makes in the same order:
 The communication is someone else's: backend "mpi" calls mpi4py's buffer methods
 (Allreduce, Bcast, Allgather) on NumPy arrays, in place; backend "nccl" calls NVIDIA's
 collective library through cupy.cuda.nccl on CuPy arrays, its communicator built from a
-unique id that rank 0 makes and MPI broadcasts (as it does pickled Python objects). Rank and world size come from MPI (the
-launcher told it); mpi4py and CuPy are imported only when a group is initialised.
+unique id that rank 0 makes and MPI broadcasts (as MPI does pickled Python objects).
+Rank and world size come from MPI (the launcher told it); mpi4py and CuPy are imported
+only when a group is initialised.
 
 Before `init_process_group` a process is a world of one (rank 0 of 1) and a collective
 leaves its tensor as it is, so the same training code runs alone.

@@ -4,6 +4,12 @@
 a loss row, sample grids, scores and checkpoints written by its callbacks into a
 RunFolder (run_folder.py, which says what survives a crash). Ctrl-C and SIGTERM stop it
 after the step under way, saved; the run then continues with `--resume`.
+
+Under an MPI launcher every rank makes a Run and trains its share of each batch
+(Training's data_parallel); rank 0 alone holds the folder (its lock, logs, samples,
+checkpoints, config) and shows progress. What every rank computes together (the
+losses' averages, evaluations, whether to stop) is decided collectively, so all ranks
+take the same path.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, backend
+from . import __version__, backend, distributed, launch
 from .metrics.evaluate import evaluate_gan
 from .plots import save_gif, save_grid, save_losses_plot, save_metric_plot, save_scatter
 from .run_folder import RunFolder, RunFolderError
@@ -52,27 +58,49 @@ class Run:
 
     def __init__(self, config: dict, folder: str, resume: bool = False, progress: bool = True,
                  dataset=None):
-        self.config, self.folder, self.progress = config, folder, progress
+        self.config, self.folder = config, folder
+        self.writes = distributed.get_rank() == 0  # the one writer of the folder
+        self.progress = progress and self.writes
         self.store = RunFolder(folder)
-        note = self.store.acquire()
+        state = self._open(resume)
         try:
-            if note:
-                print(f"note: {note}", file=sys.stderr)
-            self.store.remove_temp_files()
-            if not resume and self.store.has_run():  # checked under the lock: never mix
-                raise RunFolderError(f"{folder} already holds a run; continue it with "
-                                     f"--resume {folder} or choose another --out")
-            self.training = Training(config, dataset)
+            self.training = Training(config, dataset, data_parallel=True)
             self.grid_size, self.grid_labels = self._grid()
             if resume:
-                self._resume()
+                self._resume(state)
             else:  # saved before config.json: a folder with a config always has a checkpoint
                 self.save_checkpoint()
-            # on resume too: the run's length may have changed (--steps, --epochs)
-            self.store.write_config(config, versions(config["device"]))
+            if self.writes:  # on resume too: the run's length may have changed (--steps)
+                self.store.write_config(config, versions(config["device"]))
         except BaseException:
             self.store.release()
             raise
+
+    def _open(self, resume: bool):
+        """Take the folder (rank 0) and, to resume, read its checkpoint (rank 0, which hands
+        it to every rank); the other ranks wait to hear that rank 0 could."""
+        state, error = None, None
+        if self.writes:
+            try:
+                note = self.store.acquire()
+                if note:
+                    print(f"note: {note}", file=sys.stderr)
+                self.store.remove_temp_files()
+                if not resume and self.store.has_run():  # checked under the lock: never mix
+                    raise RunFolderError(f"{self.folder} already holds a run; continue it "
+                                         f"with --resume {self.folder} or choose another --out")
+                state = self._checkpoint() if resume else None
+            except RunFolderError as e:
+                self.store.release()
+                error = str(e)
+        error = launch.first_error(error)
+        if error:
+            raise RunFolderError(error)
+        if resume and distributed.get_world_size() > 1:
+            handed = [state]
+            distributed.broadcast_object_list(handed, src=0)
+            state = handed[0]
+        return state
 
     def _grid(self):
         """How many samples a grid shows, and their labels for a conditional G: a row of
@@ -85,7 +113,8 @@ class Run:
                   else np.arange(n) % k)
         return len(labels), labels
 
-    def _resume(self) -> None:
+    def _checkpoint(self) -> dict:
+        """The checkpoint to resume from, checked to be this run's."""
         state = self.store.load_checkpoint(self.config["device"])
         saved, mine = settings(state["config"]), settings(self.config)
         if saved != mine:
@@ -94,13 +123,23 @@ class Run:
                 f"{self.checkpoint_path} was written with {key}={saved.get(key)!r}, but "
                 f"{self.store.file('config.json')} says {key}={mine.get(key)!r}: the "
                 "checkpoint belongs to another run")
+        return state
+
+    def _resume(self, state: dict) -> None:
+        before, now = int(state.get("processes", 1)), self.training.world
+        if before != now and self.writes:
+            print(f"note: this run was trained on {_processes(before)} and continues on "
+                  f"{_processes(now)}: the same training up to the order of floating-point "
+                  f"sums (a resume on {_processes(before)} would be bit-identical)",
+                  file=sys.stderr)
         try:
             self.training.load_state_dict(state)
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).splitlines()[-1].strip()
             raise RunFolderError(f"{self.checkpoint_path} does not fit a "
                                  f"{describe(self.config)} GAN ({first})") from None
-        self.store.restore_logs(state)
+        if self.writes:
+            self.store.restore_logs(state)
 
     # -- what the Training holds
     gan = property(lambda self: self.training.gan)
@@ -118,15 +157,16 @@ class Run:
     def steps(self, value: int) -> None:
         self.training.steps = value
 
-    # -- after each step
+    # -- after each step (on every rank: each writes only if it is the writer)
     def log_losses(self, training, losses) -> None:
-        self.store.log("losses.csv", ["step", "epoch", *losses],
-                       [training.step, training.loader.epoch,
-                        *(f"{v:.6g}" for v in losses.values())])
+        if self.writes:
+            self.store.log("losses.csv", ["step", "epoch", *losses],
+                           [training.step, training.loader.epoch,
+                            *(f"{v:.6g}" for v in losses.values())])
 
     def every_few_steps(self, training, losses) -> None:
         step = training.step
-        if step % self.config["sample_every"] == 0 or step == training.steps:
+        if self.writes and (step % self.config["sample_every"] == 0 or step == training.steps):
             self.store.flush_logs()
             self.take_samples()
         if self.config.get("eval_every") and step % self.config["eval_every"] == 0:
@@ -136,8 +176,11 @@ class Run:
             self.save_checkpoint()  # every N steps, or when an epoch has just ended
 
     def save_checkpoint(self) -> None:
+        """Rank 0 writes the state, which is every rank's: the weights stay equal on every
+        rank (each takes the same averaged step), and so do the random and loader states."""
         self.training.check_finite()
-        self.store.save_checkpoint(self.training.state_dict())
+        if self.writes:
+            self.store.save_checkpoint(self.training.state_dict())
         self._epochs_saved = self.training.epochs_done
 
     # -- pictures
@@ -155,8 +198,11 @@ class Run:
             raise RunFolderError(f"cannot write {path}: {e.strerror or e}") from e
 
     def evaluate(self) -> None:
-        """Score G now (FID & co. for images, mode coverage for 2D); append to metrics.csv."""
+        """Score G now (FID & co. for images, mode coverage for 2D); append to metrics.csv.
+        Every rank scores its share of the samples (evaluate_gan gathers them)."""
         scores = evaluate_gan(self.gan, self.dataset, self.config)
+        if not self.writes:
+            return
         self.store.log("metrics.csv", ["step", *scores], [self.step, *scores.values()])
         self.store.flush_logs()
         save_metric_plot(self.store.file("metrics.csv"), self.store.file("fid.png"),
@@ -188,27 +234,29 @@ class Run:
     def _train(self) -> None:
         training, start_step = self.training, self.step
         if training.finished and start_step > 0:
-            print(f"{self.folder} is finished ({self.step} of {self.steps} steps); to train "
-                  "longer, give --steps or --epochs with --resume")
-            if not os.path.exists(self.store.file("training.gif")):
-                self.finish_pictures()  # a run stopped after its last checkpoint
+            if self.writes:
+                print(f"{self.folder} is finished ({self.step} of {self.steps} steps); to "
+                      "train longer, give --steps or --epochs with --resume")
+                if not os.path.exists(self.store.file("training.gif")):
+                    self.finish_pictures()  # a run stopped after its last checkpoint
             return
         self._epochs_saved = training.epochs_done
-        if start_step == 0:
+        if start_step == 0 and self.writes:
             self.take_samples()
         bar = self._bar()
         start = time.perf_counter()
         stop = _StopRequests()
+        callbacks = [self.log_losses, self.every_few_steps,
+                     lambda t, losses: self._report(bar, losses, start, start_step)]
         try:
             with stop:
-                training.fit([self.log_losses, self.every_few_steps,
-                              lambda t, losses: self._report(bar, losses, start, start_step)],
-                             stop=stop.requested)
+                training.fit(callbacks, stop=stop.requested)
         except KeyboardInterrupt:  # a second Ctrl-C: the step under way is no step's state
+            kept = f"step {self._saved_step()}" if self.writes else "the last step saved"
             raise Interrupted(f"interrupted during step {self.step + 1}; not saved (the "
-                              f"checkpoint of step {self._saved_step()} is kept); "
-                              f"continue with: python -m tinygan.train --resume "
-                              f"{self.folder}", 130) from None
+                              f"checkpoint of {kept} is kept); continue with: python -m "
+                              f"tinygan.train --resume {self.folder}", 130,
+                              every_rank=False) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -217,6 +265,8 @@ class Run:
             raise Interrupted(f"interrupted at step {self.step}; saved {self.checkpoint_path}; "
                               f"continue with: python -m tinygan.train --resume "
                               f"{self.folder}", EXIT_SIGNALS[stop.signal])
+        if not self.writes:
+            return
         self.finish_pictures()
         seconds = time.perf_counter() - start
         print(f"done: {self.step - start_step} steps in {seconds:.1f} s "
@@ -238,7 +288,7 @@ class Run:
         if bar is not None:
             bar.set_postfix(epoch=self.loader.epoch, **short, refresh=False)
             bar.update(1)
-        elif self.step % 100 == 0 or self.step == self.steps:
+        elif self.writes and (self.step % 100 == 0 or self.step == self.steps):
             rate = (self.step - start_step) / max(time.perf_counter() - start, 1e-9)
             print(f"step {self.step}/{self.steps} epoch {self.loader.epoch} "
                   + " ".join(f"{k} {v}" for k, v in short.items()) + f" ({rate:.1f} step/s)",
@@ -246,11 +296,12 @@ class Run:
 
 
 class Interrupted(Exception):
-    """The run was stopped by a signal; `code` is the exit status (130 SIGINT, 143 SIGTERM)."""
+    """The run was stopped by a signal; `code` is the exit status (130 SIGINT, 143 SIGTERM).
+    `every_rank`: every rank stopped after the same step (not so for a second Ctrl-C)."""
 
-    def __init__(self, message: str, code: int):
+    def __init__(self, message: str, code: int, every_rank: bool = True):
         super().__init__(message)
-        self.code = code
+        self.code, self.every_rank = code, every_rank
 
 
 class _StopRequests:
@@ -267,6 +318,12 @@ class _StopRequests:
         self._previous = {}
 
     def requested(self) -> bool:
+        """Whether to stop after this step. Ranks agree (on the largest signal number any
+        of them got), so that all stop after the same step, with the same exit status."""
+        if distributed.get_world_size() > 1:
+            got = np.array([self.signal or 0], dtype=np.int64)
+            distributed.all_reduce(got, distributed.ReduceOp.MAX)
+            self.signal = int(got[0]) or None
         return self.signal is not None
 
     def _handle(self, signum, frame):
@@ -274,8 +331,9 @@ class _StopRequests:
             raise KeyboardInterrupt
         self.signal = self.signal or signum
         name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        print(f"\n{name}: stopping after this step and saving (Ctrl-C again to stop at "
-              "once, unsaved)", file=sys.stderr, flush=True)
+        if distributed.get_rank() == 0:  # a launcher passes a signal on to every rank
+            print(f"\n{name}: stopping after this step and saving (Ctrl-C again to stop at "
+                  "once, unsaved)", file=sys.stderr, flush=True)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -289,6 +347,8 @@ class _StopRequests:
         return False
 
 
+def _processes(n: int) -> str:
+    return f"{n} process" + ("es" if n > 1 else "")
 
 
 def settings(config) -> dict:

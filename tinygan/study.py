@@ -31,13 +31,16 @@ falls to 0 by the end (benchmarks/mode-collapse/README.md shows what each protoc
 methods, packs of m samples for PacGAN. `--log-every N` scores every run every N steps
 as well (printed as it trains, and kept as each run's trajectory in results.json), which
 shows when a run finds its modes and when it sharpens them.
+
+`mpiexec -n N python -m tinygan.study ...` deals the runs out to N processes (OUT on a
+filesystem they all see): each run is trained whole by one, to the same bits as alone
+(a batch of 100 points split N ways would spend its step averaging gradients).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import json
-import math
 import multiprocessing
 import os
 import signal
@@ -46,12 +49,14 @@ import time
 
 import numpy as np
 
+from . import distributed, launch
 from .data import load as load_data
 from .files import atomic_path
 from .gans import DataInfo, defaults
 from .metrics import mixture_metrics
 from .plots import save_mixture_scatters, save_score_trajectories
 from .serialization import load, save
+from .study_table import N_SAMPLES, SCORES, run_line, scores_line, summarise, table
 from .training import Training, TrainingDiverged
 
 #: method -> (variant, the remedy's settings on top of the variant's 2D defaults)
@@ -64,8 +69,6 @@ METHODS = {
     "wgan-gp": ("wgan-gp", {}),
 }
 DATASETS = ("ring8", "grid25")
-N_SAMPLES = 2500  # VEEGAN's and PacGAN's sample count for the 2D metrics
-SCORES = ("modes_covered", "high_quality_fraction", "reverse_kl")  # the table's columns
 CHECKPOINT_EVERY = 5000  # steps between the checkpoints of a run in progress
 
 
@@ -170,7 +173,7 @@ def train_and_score(config: dict, folder: str | None = None, fresh: bool = False
             scores = score()[1]
             trajectory.append({"step": training.step, **{k: scores[k] for k in SCORES}})
             print(f"  {config['method']} {config['dataset']} seed {config['seed']} step "
-                  f"{training.step}: {_scores(scores)} ({elapsed():.0f} s)", flush=True)
+                  f"{training.step}: {scores_line(scores)} ({elapsed():.0f} s)", flush=True)
 
     def save_checkpoint(training, losses):
         if checkpoint and training.step % CHECKPOINT_EVERY == 0 and not training.finished:
@@ -231,7 +234,8 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     """Train every (method, dataset, seed), write results.json/.md and the figures.
 
     Runs finished before in `out`/runs with the same settings are read back (unless
-    `fresh`), and runs in progress there resume from their checkpoints.
+    `fresh`), and runs in progress there resume from their checkpoints. Under a process
+    group the ranks are the workers, and rank 0 writes the results (the others get None).
     """
     for m in methods:
         if m not in METHODS:
@@ -248,14 +252,25 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     os.makedirs(folder, exist_ok=True)
     start = time.perf_counter()
     runs = [None] * len(configs)
+    rank, world = distributed.get_rank(), distributed.get_world_size()
     for i, c in enumerate(configs):
         runs[i] = None if fresh else finished_run(folder, c)
-        if runs[i] is not None:
-            log(_line(runs[i], 0.0) + f", finished before: {run_path(folder, c, '.json')}")
-    # longest first, so that the two workers end together
+        if runs[i] is not None and rank == 0:
+            log(run_line(runs[i], 0.0) + f", finished before: {run_path(folder, c, '.json')}")
+    # longest first, so that the workers (or ranks) end together
     order = sorted((i for i in range(len(configs)) if runs[i] is None),
                    key=lambda i: -_cost(configs[i]))
-    if workers > 1 and len(order) > 1:
+    if world > 1:  # dealt round the ranks, longest first; each rank's runs come back to all
+        for i in order[rank::world]:
+            runs[i] = train_and_score(configs[i], folder, fresh)
+            log(run_line(runs[i], time.perf_counter() - start))
+        shares = [None] * world
+        distributed.all_gather_object(shares, {i: runs[i] for i in order[rank::world]})
+        for i, run in ((i, run) for share in shares for i, run in share.items()):
+            runs[i] = run
+        if rank != 0:
+            return None
+    elif workers > 1 and len(order) > 1:
         # spawn, not fork: each worker imports NumPy afresh and reads OPENBLAS_NUM_THREADS
         # then; one BLAS thread per worker, since two workers' threads on two cores only
         # fight each other
@@ -268,7 +283,7 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                 jobs = [(i, configs[i], folder, fresh) for i in order]
                 for i, run in pool.imap_unordered(_indexed, jobs):
                     runs[i] = run
-                    log(_line(run, time.perf_counter() - start))
+                    log(run_line(run, time.perf_counter() - start))
         finally:
             if saved is None:
                 os.environ.pop("OPENBLAS_NUM_THREADS", None)
@@ -277,7 +292,7 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     else:
         for i in order:
             runs[i] = train_and_score(configs[i], folder, fresh)
-            log(_line(runs[i], time.perf_counter() - start))
+            log(run_line(runs[i], time.perf_counter() - start))
     wall = time.perf_counter() - start
 
     os.makedirs(out, exist_ok=True)
@@ -317,59 +332,6 @@ def _cost(config: dict) -> float:
     return config["steps"] * units * config["batch_size"]
 
 
-def _scores(scores: dict) -> str:
-    return (f"{scores['modes_covered']} modes, {100 * scores['high_quality_fraction']:.1f}% "
-            f"high quality, reverse KL {_num(scores['reverse_kl'])}")
-
-
-def _line(run: dict, elapsed: float) -> str:
-    return (f"[{elapsed:7.1f} s] {run['method']:>24s} {run['dataset']:6s} seed {run['seed']}: "
-            f"{_scores(run)} ({run['seconds']:.0f} s)"
-            + (f", diverged at step {run['diverged_at']}" if run["diverged_at"] else ""))
-
-
-def summarise(runs, methods, datasets) -> dict:
-    """method -> dataset -> mean and std (over seeds) of each score."""
-    summary = {}
-    for m in methods:
-        summary[m] = {}
-        for d in datasets:
-            mine = [r for r in runs if r["method"] == m and r["dataset"] == d]
-            entry = {}
-            for key in SCORES:
-                values = np.array([r[key] for r in mine], dtype=np.float64)
-                entry[key] = {"mean": float(values.mean()), "std": float(values.std())}
-            entry["modes"] = len(mine[0]["histogram"])
-            entry["seeds"] = len(mine)
-            summary[m][d] = entry
-    return summary
-
-
-def table(summary, methods, datasets, seeds, length: str = "") -> str:
-    """The markdown table: one row per method, three columns per dataset."""
-    head = "| method |"
-    rule = "|---|"
-    for d in datasets:
-        head += f" {d} modes | {d} high quality % | {d} reverse KL |"
-        rule += "---:|---:|---:|"
-    lines = [f"Mode collapse on 2D mixtures: mean +- std over {seeds} seed(s), "
-             f"{N_SAMPLES} samples per run" + (f"; {length}." if length else "."), "", head, rule]
-    for m in methods:
-        row = f"| {m} |"
-        for d in datasets:
-            e = summary[m][d]
-            modes, hq, kl = e["modes_covered"], e["high_quality_fraction"], e["reverse_kl"]
-            row += (f" {modes['mean']:.1f} +- {modes['std']:.1f} / {e['modes']} |"
-                    f" {100 * hq['mean']:.1f} +- {100 * hq['std']:.1f} |"
-                    f" {_num(kl['mean'])} +- {_num(kl['std'])} |")
-        lines.append(row)
-    return "\n".join(lines) + "\n"
-
-
-def _num(x: float) -> str:
-    return f"{x:.3f}" if math.isfinite(x) else "inf"
-
-
 def _write_text(path: str, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
@@ -404,26 +366,42 @@ def parser() -> argparse.ArgumentParser:
     mc.add_argument("--fresh", action="store_true",
                     help="train every run anew, ignoring finished runs and checkpoints in "
                     "OUT/runs (default: reuse those of the same settings)")
-    mc.add_argument("--workers", type=int, default=2, help="parallel processes (2 at most "
-                    "is sensible on a small machine)")
+    mc.add_argument("--workers", type=int, default=None,
+                    help="parallel processes (default 2; 2 at most is sensible on a small "
+                    "machine); under mpiexec the processes it started are the workers")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    launch.init_from_launcher()  # under mpiexec: the processes share the runs out
+    with distributed.abort_on_error():  # one failing ends them all
+        return _main(args)
+
+
+def _main(args) -> int:
+    leader = distributed.get_rank() == 0  # what every rank would say, rank 0 says
     for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size),
-                        ("--log-every", args.log_every)):
+                        ("--log-every", args.log_every), ("--workers", args.workers)):
         if value is not None and value < 1:
             print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
             return 2
+    if args.workers is not None and distributed.get_world_size() > 1:
+        if leader:
+            print(f"error: --workers: the {distributed.get_world_size()} processes that "
+                  "mpiexec started are the workers; leave --workers out", file=sys.stderr)
+        return 2
     try:
         result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
-                               workers=args.workers, lr=args.lr, lr_decay=args.lr_decay,
+                               workers=args.workers or 2, lr=args.lr, lr_decay=args.lr_decay,
                                batch_size=args.batch_size, log_every=args.log_every,
                                fresh=args.fresh)
     except ValueError as e:  # a damaged file in OUT/runs (CheckpointError is one too)
-        print(f"error: {e}", file=sys.stderr)
+        if leader:  # every rank read the same file
+            print(f"error: {e}", file=sys.stderr)
         return 2
+    if not leader:
+        return 0
     with open(os.path.join(args.out, "results.md")) as f:
         print(f.read())
     print(f"wall time {result['wall_seconds']:.0f} s; results in {args.out}")

@@ -12,6 +12,11 @@ everything:
                        SIGTERM. `--resume RUN` continues from it and ends bit-identical to
                        a run that was never interrupted.
 What survives a crash is in run_folder.py: the checkpoint and losses.csv always agree.
+
+`mpiexec -n N python -m tinygan.train ...` trains the same GAN on N processes
+(data parallelism): --batch-size stays the whole batch, split among them, so the run is
+the one a single process would train, up to the order of floating-point sums. Rank 0
+writes the run folder; one rank failing stops them all, its error shown.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import os
 import sys
 import time
 
-from . import backend
+from . import backend, distributed, launch
 from .data import DATASETS, NAMES, DatasetError
 from .gans import VARIANTS, DataInfo, defaults
 from .run import Interrupted, Run
@@ -150,7 +155,16 @@ def make_config(args, info: DataInfo) -> dict:
     if config["pack"] > 1 and config["batch_size"] % config["pack"]:
         raise ValueError(f"--pack {config['pack']} must divide the batch size "
                          f"{config['batch_size']}")
+    check_processes(config)
     return config
+
+
+def check_processes(config: dict) -> None:
+    """The batch must split into one equal share per process."""
+    world = distributed.get_world_size()
+    if config["batch_size"] % world:
+        raise ValueError(f"--batch-size {config['batch_size']} is the whole batch, split "
+                         f"among the {world} processes: give a multiple of {world}")
 
 
 def set_length(config: dict, args) -> None:
@@ -203,42 +217,104 @@ def _new_run_setup(args):
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # a bad flag stops every rank alike, before MPI starts
+    launch.init_from_launcher()  # under mpiexec: join the other processes
+    with distributed.abort_on_error():  # a rank that fails alone ends every rank
+        return _main(args)
+
+
+def _main(args) -> int:
+    """The command, on every rank. Where an error may strike some ranks only (a dataset
+    missing on one node, rank 0 writing the folder) the ranks agree on it
+    (launch.first_error) and all end there; rank 0 says why."""
     try:
-        check_arguments(args)
-        if args.resume:
-            config, folder, dataset = resume_config(args), args.resume, None
-        else:
-            config, folder, dataset = _new_run_setup(args)
+        config, folder, dataset = _setup(args)
     except (DatasetError, RunFolderError, ValueError, RuntimeError) as e:
         where = f"--resume {args.resume}: " if args.resume else ""
-        print(f"error: {where}{e}", file=sys.stderr)
+        _say(f"error: {where}{e}")
         return 2
-    print(f"tinygan {config['variant']} on {config['dataset']}: "
-          + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("variant", "dataset")))
-    print(f"run folder: {folder}", flush=True)
+    _say(f"tinygan {config['variant']} on {config['dataset']}: "
+         + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("variant", "dataset")),
+         sys.stdout)
+    _say(f"run folder: {folder}", sys.stdout)
+    run = error = None
     try:
         run = Run(config, folder, resume=bool(args.resume), progress=not args.no_progress,
                   dataset=dataset)
     except (DatasetError, RunFolderError, ValueError) as e:  # e.g. a remedy this variant
-        print(f"error: {e}", file=sys.stderr)                # does not take
+        error = str(e)                                       # does not take
+    error = launch.first_error(error)
+    if error:
+        if run is not None:
+            run.store.release()
+        _say(f"error: {error}")
         return 2
     try:
         run.train()
-    except TrainingDiverged as e:
-        print(f"error: {e}; stopping; {_kept(run)}", file=sys.stderr)
+    except TrainingDiverged as e:  # the losses are every rank's: all stop here
+        _say(f"error: {e}; stopping; {_kept(run)}")
         return 1
-    except RunFolderError as e:
+    except RunFolderError as e:  # rank 0 alone writes: the others wait for it
         print(f"error: {e}; {_kept(run)}", file=sys.stderr)
-        return 1
+        return _alone(1)
     except Interrupted as e:
-        print(f"\n{e}", file=sys.stderr)
+        if not e.every_rank:
+            print(f"\n{e}", file=sys.stderr)
+            return _alone(e.code)
+        _say(f"\n{e}")
         return e.code
     except KeyboardInterrupt:  # before the loop began: nothing trained, nothing to save
         print(f"\ninterrupted; continue with: python -m tinygan.train --resume {folder}",
               file=sys.stderr)
-        return 130
+        return _alone(130)
     return 0
+
+
+def _setup(args):
+    """(config, folder, dataset): the settings, checked, and the data, on every rank.
+    Rank 0 reads a run's config to resume, and names a new run's folder, for all."""
+    config = folder = dataset = error = None
+    try:
+        check_arguments(args)
+        if not args.resume:
+            config, folder, dataset = _new_run_setup(args)
+        elif distributed.get_rank() == 0:
+            config, folder = resume_config(args), args.resume
+    except (DatasetError, RunFolderError, ValueError, RuntimeError) as e:
+        error = e
+    _agree(error)
+    handed = [config, folder]
+    distributed.broadcast_object_list(handed, src=0)
+    config, folder = handed
+    if args.resume:  # every rank reads the data itself
+        try:
+            dataset = load_dataset(config)
+            check_processes(config)
+        except (DatasetError, ValueError) as e:
+            error = e
+        _agree(error)
+    return config, folder, dataset
+
+
+def _agree(error: Exception | None) -> None:
+    """Raise on every rank the first error of any rank (launch.first_error)."""
+    message = launch.first_error(None if error is None else str(error))
+    if message is not None:
+        raise ValueError(message)
+
+
+def _say(message: str, file=None) -> None:
+    """Print what every rank would say alike, once (rank 0)."""
+    if distributed.get_rank() == 0:
+        print(message, file=file or sys.stderr, flush=True)
+
+
+def _alone(code: int) -> int:
+    """The exit status of a failure of this rank alone. With several ranks the others
+    wait for it in a collective: exiting through distributed.abort_on_error ends them."""
+    if distributed.get_world_size() > 1:
+        sys.exit(code)
+    return code
 
 
 def _kept(run: Run) -> str:

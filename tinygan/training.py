@@ -9,13 +9,21 @@ update(s), then its generator update) inside. What a command does around the ste
 (write a loss row, draw samples, score, save a checkpoint) are callbacks, called after
 every whole step with the step's losses: `python -m tinygan.train` and `python -m
 tinygan.study` differ only in their callbacks.
+
+`Training(config, data_parallel=True)` under a process group of N ranks (tinygan.distributed)
+trains one GAN on all of them: `batch_size` stays the global batch, each rank reads its
+share of it (DataLoader's rank and world_size) and steps a replica (GAN.data_parallel);
+the losses the callbacks see are the global batch's, the same on every rank. A
+checkpoint is the same on every rank, and is the one a single process would write.
 """
 from __future__ import annotations
 
 import json
 import math
 
-from . import backend, data
+import numpy as np
+
+from . import backend, data, distributed
 from .gans import DataInfo, build
 
 
@@ -48,15 +56,20 @@ def _bad_loss(losses: dict):
 class Training:
     """A GAN on its data: everything that a checkpoint holds, and the loop that steps it."""
 
-    def __init__(self, config: dict, dataset=None):
+    def __init__(self, config: dict, dataset=None, data_parallel: bool = False):
         self.config = config
-        backend.manual_seed(config["seed"])
+        backend.manual_seed(config["seed"])  # every rank the same: their draws stay equal
         self.dataset = dataset if dataset is not None else load_dataset(config)
         self.info = DataInfo.of(self.dataset)
+        self.world = distributed.get_world_size() if data_parallel else 1
+        rank = distributed.get_rank() if data_parallel else 0
         self.loader = data.DataLoader(self.dataset, config["batch_size"], shuffle=True,
                                       drop_last=True, seed=config["seed"],
-                                      device=config["device"])
+                                      device=config["device"], rank=rank,
+                                      world_size=self.world)
         self.gan = build(config["variant"], config, self.info)
+        if data_parallel:
+            self.gan.data_parallel()
         self.steps = total_steps(config, len(self.loader))
         self.step = 0
         self.schedulers = self.gan.lr_schedulers(self.steps)
@@ -71,7 +84,9 @@ class Training:
         """Step the GAN until `self.steps`, calling `callback(self, losses)` after each step.
 
         `stop()` is asked after every whole step (and its callbacks): True ends the loop
-        there, with the state of a step that a checkpoint can resume from.
+        there, with the state of a step that a checkpoint can resume from. With data
+        parallelism the losses are averaged over the ranks (the global batch's means), and
+        stop() must answer the same on every rank (Run's does: its ranks agree).
         """
         stream = self.batches()
         next_batch = lambda: next(stream)  # noqa: E731  (a variant may read n_critic batches)
@@ -80,7 +95,11 @@ class Training:
             for scheduler in self.schedulers:
                 scheduler.step()
             self.step += 1
-            bad = _bad_loss(losses)
+            if self.world > 1:
+                values = np.array(list(losses.values()), dtype=np.float64)
+                distributed.all_reduce(values, distributed.ReduceOp.AVG)
+                losses = dict(zip(losses, values.tolist()))
+            bad = _bad_loss(losses)  # the same on every rank: all of them stop here
             if bad is not None:
                 raise TrainingDiverged(f"step {self.step}: {bad} is {losses[bad]}")
             for callback in callbacks:
@@ -100,12 +119,13 @@ class Training:
     # -- checkpoints
     def state_dict(self) -> dict:
         """The one checkpoint format: the GAN (networks and optimisers), the step, the
-        random state, the loader's place in its epoch, and the settings."""
+        random state, the loader's place in its epoch, the settings, and the number of
+        processes that trained it (every rank's state is this same state)."""
         info = {"kind": self.info.kind, "shape": list(self.info.shape),
                 "num_classes": self.info.num_classes}  # so sampling needs no dataset
         return {"gan": self.gan.state_dict(), "step": self.step, "info": info,
                 "rng": backend.get_rng_state(), "loader": self.loader.state_dict(),
-                "config": json.dumps(self.config)}
+                "config": json.dumps(self.config), "processes": self.world}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a checkpoint: the next step is the one that would have come next."""

@@ -3,6 +3,10 @@
 A variant subclasses `GAN`, builds G and D in `build()`, its optimisers in
 `optimizers()`, and writes its training step out in `step()`, the way its paper's
 algorithm box does. Nothing else is hidden here.
+
+`data_parallel()` readies a GAN to train on every rank of a process group
+(tinygan.distributed), each rank on its share of every batch, with the same step: the
+networks wrapped in DistributedDataParallel, and z drawn for the global batch.
 """
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend
+from .. import backend, distributed, optim
 from .._tensor import Tensor
 from ..autograd import no_grad
 from ..creation import randint, randn
-from .. import optim
+from ..nn.parallel import DistributedDataParallel, SyncBatchNorm, all_gather_rows, unwrap
 from .remedies import feature_matching_loss, pack
 
 
@@ -50,6 +54,7 @@ class GAN:
         self.device = config.get("device", "cpu")
         self.z_dim = int(config["z_dim"])
         self.pack = int(config.get("pack", 1))
+        self.rank, self.world = 0, 1  # this process's share of every batch (data_parallel)
         self.check_remedies()
         self.G, self.D = self.build()
         self.G.to(self.device)
@@ -101,10 +106,19 @@ class GAN:
         return (self.info.shape[0] * self.pack,) + tuple(self.info.shape[1:])
 
     def sample_z(self, n: int) -> Tensor:
-        return randn(n, self.z_dim, device=self.device)
+        """z ~ N(0, I) for a batch of n: with data parallelism, this rank's n rows of the
+        z drawn for the global batch, so that every process draws one process's numbers."""
+        return self._share_of(randn(n * self.world, self.z_dim, device=self.device))
 
     def sample_labels(self, n: int) -> Tensor:
-        return randint(0, self.info.num_classes, (n,), device=self.device)
+        return self._share_of(randint(0, self.info.num_classes, (n * self.world,),
+                                      device=self.device))
+
+    def _share_of(self, batch: Tensor) -> Tensor:
+        n = batch.shape[0] // self.world
+        if self.world == 1:
+            return batch
+        return Tensor(batch.data[self.rank * n:(self.rank + 1) * n])
 
     def packed(self, x: Tensor) -> Tensor:
         """x in groups of `pack` samples stacked as channels (PacGAN); x itself if pack is 1."""
@@ -115,7 +129,15 @@ class GAN:
         return self.D(self.packed(x))
 
     def d_features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.D.features(self.packed(x))
+        """D's features of x, for feature matching. With data parallelism, those of the
+        global batch (every rank's rows, gathered), so that their mean is the global
+        batch's; D runs around its DistributedDataParallel wrapper, which is right because
+        G's update, their one use, gives D's parameters no gradient (see update)."""
+        if self.world == 1:
+            return self.D.features(self.packed(x))
+        with distributed.global_batch():  # its dropout masks are the global batch's rows
+            features = unwrap(self.D).features(self.packed(x))
+        return all_gather_rows(features)
 
     def critic_generator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """-mean D(G(z)) (WGAN, WGAN-GP, SAGAN), or feature matching when asked for."""
@@ -135,19 +157,23 @@ class GAN:
         self.G.train(was_training)
         return out
 
-    def samples(self, n: int, seed: int = 0, labels=None,
-                batch_size: int | None = None) -> np.ndarray:
+    def samples(self, n: int, seed: int = 0, labels=None, batch_size: int | None = None,
+                rows: slice | None = None) -> np.ndarray:
         """n samples of G as float32 NumPy, from a random generator of their own.
 
         z ~ N(0, I), then (for a conditional G, unless `labels` gives them) uniform labels,
         all drawn from `numpy.random.default_rng(seed)`: sampling never moves the
         training's random numbers, and the same seed gives the same samples. G runs in
-        eval mode, `batch_size` samples at a time (all at once when None).
+        eval mode, `batch_size` samples at a time (all at once when None). `rows` keeps
+        only those of the n (a rank's share, when several ranks split an evaluation).
         """
         rng = np.random.default_rng(seed)
         z = rng.standard_normal((n, self.z_dim)).astype(np.float32)
         if self.conditional and labels is None:
             labels = rng.integers(0, self.info.num_classes, n)
+        if rows is not None:
+            z, labels = z[rows], None if labels is None else np.asarray(labels)[rows]
+            n = len(z)
         step = batch_size or max(n, 1)
         out = []
         for start in range(0, n, step):
@@ -157,19 +183,78 @@ class GAN:
             out.append(backend.to_numpy(self.generate(zs, ys).data).astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, *self.info.shape), np.float32)
 
+    # -- several processes
+    def data_parallel(self) -> None:
+        """Train on every rank of the process group, each on its share of every batch.
+
+        BatchNorm becomes SyncBatchNorm (the global batch's statistics); G and D are
+        wrapped in DistributedDataParallel (rank 0's weights to start, gradients averaged
+        over the ranks after each backward); z is drawn for the global batch. In a world
+        of one nothing changes.
+        """
+        world = distributed.get_world_size()
+        share = int(self.config["batch_size"]) // world
+        if world > 1 and self.config.get("minibatch_discrimination"):
+            raise ValueError("--minibatch-discrimination compares each sample with the rest "
+                             "of its batch, which is spread over the processes: run it on one")
+        if world > 1 and self.config.get("feature_matching") and (
+                type(self).d_features is not GAN.d_features):
+            raise ValueError(f"{self.name}: --feature-matching reads D's features its own way, "
+                             "which does not gather them from every process: run it on one")
+        if share % self.pack:
+            raise ValueError(f"--pack {self.pack}: each of the {world} processes' share of "
+                             f"the batch, {share} samples, must be a multiple of it")
+        if world == 1:
+            return
+        self.rank, self.world = distributed.get_rank(), world
+        # the running statistics stay equal on every rank (SyncBatchNorm): none to broadcast
+        self.G, self.D = (DistributedDataParallel(SyncBatchNorm.convert_sync_batchnorm(net),
+                                                  broadcast_buffers=False)
+                          for net in (self.G, self.D))
+
+    # -- checkpoints: the networks themselves, so that any number of processes reads them
     def state_dict(self) -> dict:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+        return {"G": unwrap(self.G).state_dict(), "D": unwrap(self.D).state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
+        unwrap(self.G).load_state_dict(state["G"])
+        unwrap(self.D).load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
 
 
 def update(optimizer, loss: Tensor) -> None:
-    """zero_grad, backward, step: one gradient step on `loss`."""
+    """zero_grad, backward, step: one gradient step of the optimiser's parameters on `loss`.
+
+    Only they get gradients (as loss.backward(inputs=...) in PyTorch): G's loss goes
+    through D, but D's weights, which D's own update will zero first, get none here; so
+    with data parallelism they are not averaged over the processes for nothing.
+    """
     optimizer.zero_grad()
-    loss.backward()
+    mine = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    others = [t for t in _leaves(loss) if id(t) not in mine]
+    for t in others:
+        t.requires_grad = False
+    try:
+        loss.backward()
+    finally:
+        for t in others:
+            t.requires_grad = True
     optimizer.step()
+
+
+def _leaves(loss: Tensor) -> list:
+    """The tensors requiring grad that the graph of `loss` starts from."""
+    leaves, seen, stack = {}, set(), [loss.creator]
+    while stack:
+        f = stack.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        for x in f.__dict__.get("inputs", ()):  # a Function a backward freed has none
+            if x.creator is not None:
+                stack.append(x.creator)
+            elif x.requires_grad:
+                leaves[id(x)] = x
+    return list(leaves.values())

@@ -24,6 +24,11 @@ Stacked MNIST: modes_covered (of 1,000) and stacked_kl on 26,000 samples (stacke
 The real side (features, mu, sigma, floor) is computed once per dataset and network, kept
 in memory and on disk under <cache>/metrics/, so evaluating every few hundred steps costs
 only the generated side.
+
+Under a process group of N ranks (a data-parallel run), evaluate_gan is a collective:
+each rank draws and measures its share of the samples (the same z as one process draws,
+rows [r n/N, (r + 1) n/N)), the measurements are gathered in order, and every rank
+computes the scores of them all, the numbers one process would give.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import serialization
+from .. import distributed, serialization
 from ..data import load
 from ..data.paths import cache_dir
 from .coverage import class_coverage
@@ -130,7 +135,12 @@ def score_images(fake: np.ndarray, network: FeatureNetwork, real: dict,
     """The image scores of float32 samples in [-1, 1] against a real_statistics() dict."""
     if not np.all(np.isfinite(fake)):
         raise EvaluationError("the generated samples contain NaN or infinity")
-    features = network.features(fake)
+    return score_features(network.features(fake), network.predict(fake), real, num_classes)
+
+
+def score_features(features: np.ndarray, predicted: np.ndarray, real: dict,
+                   num_classes: int = 10) -> "OrderedDict[str, float]":
+    """score_images from the samples' features and predicted classes."""
     mu, sigma = feature_statistics(features)
     scores = OrderedDict(fid=frechet_distance(mu, sigma, real["mu"], real["sigma"]))
     subset = min(KID_SUBSET, len(features), len(real["features"]))
@@ -139,7 +149,7 @@ def score_images(fake: np.ndarray, network: FeatureNetwork, real: dict,
     scores["kid_mean"], scores["kid_std"] = float(kid_mean), float(kid_std)
     scores.update({k: float(v) for k, v in prdc(real["features"], features, k=PRDC_K).items()
                    if k in ("precision", "recall", "density", "coverage")})
-    classes = class_coverage(network.predict(fake), max(num_classes, 1))
+    classes = class_coverage(predicted, max(num_classes, 1))
     scores["classes_covered"] = float(classes["classes_covered"])
     scores["class_kl"] = float(classes["kl_to_uniform"])
     return scores
@@ -171,16 +181,34 @@ def evaluate_gan(gan, dataset, config: dict | None = None, n_samples: int | None
     """
     if gan.info.kind == "points":
         n = _n_samples(config, n_samples, MIXTURE_SAMPLES)
-        return score_points(gan.samples(n, seed, batch_size=BATCH_SIZE), dataset)
+        points, = _measured_in_shares(gan, n, seed, lambda x: (x,))
+        return score_points(points, dataset)
     name = dataset_key(dataset)
-    if name == "stacked-mnist":
+    if name == "stacked-mnist":  # every rank scores all of them: the same numbers
         return evaluate_stacked(gan, _n_samples(config, n_samples, STACKED_SAMPLES), seed)
     n = _n_samples(config, n_samples, DEFAULT_SAMPLES)
     root = (config or {}).get("data_dir")
     network = feature_network(name, device=getattr(gan, "device", "cpu") or "cpu", root=root)
     real = real_statistics(name, network, DEFAULT_SAMPLES, root=root)
-    fake = gan.samples(n, seed, batch_size=BATCH_SIZE)
-    return score_images(fake, network, real, network.meta.get("num_classes", 10))
+    features, predicted, finite = _measured_in_shares(
+        gan, n, seed, lambda fake: (network.features(fake), network.predict(fake),
+                                    np.isfinite(fake).reshape(len(fake), -1).all(1)))
+    if not finite.all():
+        raise EvaluationError("the generated samples contain NaN or infinity")
+    return score_features(features, predicted, real, network.meta.get("num_classes", 10))
+
+
+def _measured_in_shares(gan, n: int, seed: int, measure) -> tuple:
+    """measure(samples) -> a tuple of arrays with a row per sample, for n samples of G
+    from `seed`: each rank measures its share, and every rank gets all rows in order."""
+    rank, world = distributed.get_rank(), distributed.get_world_size()
+    if world == 1:
+        return measure(gan.samples(n, seed, batch_size=BATCH_SIZE))
+    rows = slice(n * rank // world, n * (rank + 1) // world)
+    mine = measure(gan.samples(n, seed, batch_size=BATCH_SIZE, rows=rows))
+    shares = [None] * world
+    distributed.all_gather_object(shares, mine)
+    return tuple(np.concatenate(columns) for columns in zip(*shares))
 
 
 def describe_scores(dataset, n_samples: int | None = None, config: dict | None = None) -> dict:

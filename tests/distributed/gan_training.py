@@ -1,0 +1,115 @@
+"""A GAN trained on N processes is the GAN trained on one, and scores the same.
+
+Every rank first trains the one-process reference itself (Training, alone: the same
+seed gives every rank the same one), then the same config data-parallel, and compares:
+weights to float32 rounding, and the same bits on every rank. Variants and remedies that
+touch the whole batch are here: SyncBatchNorm in DCGAN's G, dropout in its D, packing,
+feature matching (D's features gathered), WGAN's clipping and RMSprop, cgan's labels.
+Then evaluate_gan split over the ranks against the same scores computed alone.
+"""
+import numpy as np
+
+import tinygan
+import tinygan.distributed as dist
+from tinygan import data
+from tinygan.autograd import no_grad
+from tinygan.gans import DataInfo, defaults
+from tinygan.metrics import evaluate as ev
+from tinygan.metrics.features import feature_network
+from tinygan.nn.parallel import DistributedDataParallel, SyncBatchNorm, unwrap
+from tinygan.training import Training
+from harness import as_on_rank0, run_checks
+
+CASES = [  # (variant, dataset, settings, steps)
+    ("vanilla", "ring8", {}, 4),
+    ("vanilla", "ring8", {"feature_matching": True}, 4),
+    ("vanilla", "ring8", {"pack": 2}, 4),
+    ("wgan", "ring8", {"n_critic": 2}, 3),
+    ("cgan", "ring8", {}, 3),
+    ("dcgan", "mnist-10k", {}, 3),
+]
+
+
+def config_for(variant, dataset, settings):
+    info = DataInfo.of(data.load(dataset))
+    config = dict(defaults(variant, info), variant=variant, dataset=dataset, seed=0,
+                  device="cpu", batch_size=8)
+    config.update(settings, steps=100)
+    return config
+
+
+def weights(training):
+    gan = training.gan
+    return {f"{name}.{key}": value.numpy() for name, net in (("G", gan.G), ("D", gan.D))
+            for key, value in unwrap(net).state_dict().items()}
+
+
+def outputs_gap(alone, together) -> float:
+    """The largest gap between the two generators' samples of one fixed z, relative to
+    the largest sample, in training mode (batch statistics: a bias that BatchNorm takes
+    away again, which Adam moves by rounding noise alone, cannot count), every rank
+    giving the whole batch."""
+    z = tinygan.tensor(np.random.default_rng(9).standard_normal((8, alone.gan.z_dim)),
+                       dtype=np.float32)
+    labels = (tinygan.tensor(np.arange(8) % 8),) if alone.gan.conditional else ()
+    with no_grad():
+        a = alone.gan.G(z, *labels).numpy()
+        b = unwrap(together.gan.G)(z, *labels).numpy()
+    return float(np.abs(a - b).max() / np.abs(a).max())
+
+
+def check_variants_train_as_on_one_process():
+    for variant, dataset, settings, steps in CASES:
+        config = config_for(variant, dataset, settings)
+        alone, alone_losses = Training(config), []
+        alone.fit([lambda t, step_losses: alone_losses.append(step_losses)],
+                  stop=lambda: alone.step == steps)
+        together = Training(config, data_parallel=True)
+        assert isinstance(together.gan.G, DistributedDataParallel)
+        assert together.loader.batch_size == 8 and together.world == dist.get_world_size()
+        losses = []
+        together.fit([lambda t, step_losses: losses.append(step_losses)],
+                     stop=lambda: together.step == steps)
+        for key, value in weights(together).items():
+            assert np.array_equal(value, as_on_rank0(value)), (variant, settings, key)
+        rows = np.array([list(step.values()) for step in losses])
+        assert np.array_equal(rows, as_on_rank0(rows))  # the global batch's, on every rank
+        reference = np.array([list(step.values()) for step in alone_losses])
+        assert np.all(np.abs(rows - reference) <= 1e-4 * np.abs(reference) + 1e-6), (
+            variant, settings, rows, reference)
+        assert outputs_gap(alone, together) < 1e-4, (variant, settings)
+        state = together.state_dict()
+        assert state["processes"] == dist.get_world_size() and state["step"] == steps
+        assert state["gan"]["G"].keys() == alone.state_dict()["gan"]["G"].keys()
+
+
+def check_sync_batchnorm_in_dcgan():
+    training = Training(config_for("dcgan", "mnist-10k", {}), data_parallel=True)
+    norms = [m for m in unwrap(training.gan.G).modules() if isinstance(m, SyncBatchNorm)]
+    assert len(norms) == 3
+
+
+def check_evaluation_gives_the_scores_of_one_process():
+    for dataset, n in (("ring8", 301), ("mnist-10k", 203)):  # shares of unequal size
+        training = Training(config_for("vanilla" if dataset == "ring8" else "dcgan",
+                                       dataset, {}), data_parallel=True)
+        gan = training.gan
+        if dataset == "ring8":
+            alone = ev.score_points(gan.samples(n, 5, batch_size=ev.BATCH_SIZE),
+                                    training.dataset)
+        else:  # a small real side, so that no rank spends seconds on 10,000 images
+            network = feature_network(dataset)
+            images = data.load(dataset).images[:300]
+            features = network.features(images)
+            mu, sigma = ev.feature_statistics(features)
+            real = {"features": features, "mu": mu, "sigma": sigma}
+            ev.real_statistics = lambda *args, **kwargs: real
+            alone = ev.score_images(gan.samples(n, 5, batch_size=ev.BATCH_SIZE), network, real)
+        together = ev.evaluate_gan(gan, training.dataset, training.config, n_samples=n,
+                                   seed=5)
+        assert list(together) == list(alone)
+        np.testing.assert_allclose(list(together.values()), list(alone.values()), rtol=1e-6)
+
+
+if __name__ == "__main__":
+    run_checks(globals())
