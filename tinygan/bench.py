@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 
+from . import bench_distributed
 from . import threads as tinygan_threads
 from .bench_models import WORKLOADS, build, tinygan_framework, torch_framework, train_step
 
@@ -395,9 +396,19 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=FRAMEWORKS,
                         help="run one library in this process (no child process); what "
                              "each child runs, and what to put under a profiler")
+    parser.add_argument("--nproc", type=int, nargs="+", metavar="N",
+                        help="data-parallel on N processes (mpiexec), beside one: the step, "
+                             "speedup, efficiency and time in all-reduce; --batch is the "
+                             "whole batch, --threads per process (1 unless given)")
     args = parser.parse_args(argv)
     workloads = WORKLOADS if args.workload == "all" else (args.workload,)
     batches = SCALING_BATCHES if args.scaling else (args.batch,)
+
+    if args.nproc:  # bench_distributed.py
+        return bench_distributed.report(workloads, args.nproc, args.device, args.batch,
+                                        args.steps, args.warmup,
+                                        1 if args.threads == AUTO else args.threads,
+                                        args.seed, args.json)
 
     if args.only:
         for workload in workloads:
