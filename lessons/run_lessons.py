@@ -2,7 +2,8 @@
 
     python lessons/run_lessons.py                   # run every lesson, figures to a temp dir
     python lessons/run_lessons.py 03 09             # only lessons 03 and 09
-    python lessons/run_lessons.py --write-figures   # regenerate lessons/figures/*.png
+    python lessons/run_lessons.py --write-figures   # regenerate lessons/figures/*.png, *.svg
+    python lessons/run_lessons.py --solutions       # run lessons/solutions/*.py instead
 
 The conventions (also at the top of lessons/README.md):
 
@@ -15,9 +16,13 @@ The conventions (also at the top of lessons/README.md):
   compares it with the real stdout (trailing spaces ignored), so a number in the text is
   checked. Print rounded numbers, so the check holds on every machine.
 - The working directory is a fresh temporary folder. Figures go to
-  `os.environ.get("LESSON_FIGURES", "figures")`: the runner points LESSON_FIGURES at a temp
-  folder (under pytest) or at lessons/figures/ (with --write-figures); a reader who runs
-  the code from lessons/ writes into lessons/figures/ too.
+  `os.environ.get("LESSON_FIGURES", "my-figures")`: the runner points LESSON_FIGURES at a
+  temp folder (under pytest) or at lessons/figures/ (with --write-figures); a reader who
+  pastes the code writes into my-figures/ wherever Python runs, never over the committed
+  pictures.
+- Every python block pastes into the plain Python REPL: no blank line inside a def, class
+  or loop (the REPL ends the statement there), and a blank line after one before the next
+  statement. `paste_errors` checks that, as `code.InteractiveConsole` reads a paste.
 - MPLBACKEND=Agg; numpy's global seed and tinygan.manual_seed are set to 0 before a
   lesson starts (lessons still seed explicitly where it matters, for the reader).
 - OpenBLAS runs on one thread while a lesson runs (restored afterwards): the lessons'
@@ -27,10 +32,12 @@ The conventions (also at the top of lessons/README.md):
 from __future__ import annotations
 
 import argparse
+import code
 import contextlib
 import io
 import os
 import re
+import runpy
 import sys
 import tempfile
 import time
@@ -39,6 +46,7 @@ from pathlib import Path
 
 LESSONS_DIR = Path(__file__).resolve().parent
 FIGURES_DIR = LESSONS_DIR / "figures"
+SOLUTIONS_DIR = LESSONS_DIR / "solutions"
 LESSON_GLOB = "[0-9][0-9]-*.md"
 SKIP_COMMENT = "<!-- skip-test -->"
 
@@ -57,6 +65,18 @@ class Block:
 
 def lesson_files(directory: Path = LESSONS_DIR) -> list[Path]:
     return sorted(directory.glob(LESSON_GLOB))
+
+
+def solution_files(directory: Path = SOLUTIONS_DIR) -> list[Path]:
+    return sorted(directory.glob("[0-9][0-9]-*.py"))
+
+
+def lesson_path(number: str) -> Path:
+    """lessons/NN-*.md for a lesson number such as "09"."""
+    found = [p for p in lesson_files() if p.name[:2] == f"{int(number):02d}"]
+    if len(found) != 1:
+        raise LessonError(f"no lesson numbered {number} in {LESSONS_DIR}")
+    return found[0]
 
 
 def extract_blocks(text: str) -> list[Block]:
@@ -82,6 +102,29 @@ def extract_blocks(text: str) -> list[Block]:
     return blocks
 
 
+class _Paste(code.InteractiveConsole):
+    """Reads a paste line by line as the plain REPL does, and compiles it; runs nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.errors, self.line = [], 0
+
+    def runcode(self, compiled):
+        pass
+
+    def showsyntaxerror(self, filename=None, **kwargs):
+        error = sys.exc_info()[1]
+        self.errors.append(f"pasted line {self.line}: {type(error).__name__}: {error.msg}")
+
+
+def paste_errors(source: str) -> list[str]:
+    """The syntax errors that pasting `source` into the Python REPL gives (then Enter)."""
+    console = _Paste()
+    for console.line, line in enumerate(source.splitlines() + [""], 1):
+        console.push(line)
+    return console.errors
+
+
 def _normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
 
@@ -92,7 +135,8 @@ class LessonError(AssertionError):
 
 def run_lesson(path: Path, figures_dir: Path | None = None, workdir: Path | None = None,
                verbose: bool = False) -> dict:
-    """Run the python blocks of one lesson; raise LessonError naming the failing block."""
+    """Run the python blocks of one lesson; raise LessonError naming the failing block.
+    Returns the counts of blocks that ran and were skipped, and the lesson's namespace."""
     path = Path(path)
     blocks = extract_blocks(path.read_text(encoding="utf-8"))
     with contextlib.ExitStack() as stack:
@@ -154,7 +198,42 @@ def run_lesson(path: Path, figures_dir: Path | None = None, workdir: Path | None
                 print(f"  [{path.name}:{block.line}] {time.perf_counter() - t0:.2f} s",
                       file=sys.stderr)
             ran += 1
-    return {"ran": ran, "skipped": skipped}
+    return {"ran": ran, "skipped": skipped, "namespace": namespace}
+
+
+def lesson_namespace(number: str) -> dict:
+    """What pasting lesson `number` leaves defined (its figures go to a temp folder): a
+    solution builds on the lesson's code with `Value = lesson_namespace("01")["Value"]`."""
+    with tempfile.TemporaryDirectory(prefix="lesson-") as tmp:
+        return run_lesson(lesson_path(number), workdir=Path(tmp))["namespace"]
+
+
+def run_solution(path: Path, figures_dir: Path | None = None, workdir: Path | None = None,
+                 quick: bool = True) -> None:
+    """Run one solutions/NN-*.py as `python` would, in a temp folder (or `workdir`);
+    quick=True sets LESSON_QUICK=1, which the solutions that train read to train less."""
+    path = Path(path).resolve()
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="solution-")))
+        figures_dir = Path(figures_dir or Path(workdir) / "figures").resolve()
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        old_env = {k: os.environ.get(k) for k in ("LESSON_FIGURES", "MPLBACKEND", "LESSON_QUICK")}
+        stack.callback(_restore, old_env, os.getcwd())
+        os.environ.update(LESSON_FIGURES=str(figures_dir), MPLBACKEND="Agg",
+                          LESSON_QUICK="1" if quick else "0")
+        os.chdir(workdir)
+        stack.enter_context(one_blas_thread())
+        import numpy as np
+        import tinygan
+        np.random.seed(0)
+        tinygan.manual_seed(0)
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except Exception as exc:
+            raise LessonError(f"{path.name} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            _close_figures()
 
 
 _BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
@@ -210,9 +289,11 @@ def main(argv=None) -> int:
     parser.add_argument("--write-figures", action="store_true",
                         help=f"write figures into {FIGURES_DIR} instead of a temp folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="show what blocks print")
+    parser.add_argument("--solutions", action="store_true",
+                        help="run the worked solutions (lessons/solutions/) in full")
     args = parser.parse_args(argv)
 
-    paths = lesson_files()
+    paths = solution_files() if args.solutions else lesson_files()
     if args.lessons:
         wanted = set(args.lessons)
         paths = [p for p in paths if p.name[:2] in wanted or str(p) in wanted or p.name in wanted]
@@ -220,6 +301,10 @@ def main(argv=None) -> int:
     for path in paths:
         t0 = time.perf_counter()
         try:
+            if args.solutions:
+                run_solution(path, quick=False)
+                print(f"ok    {path.name}: {time.perf_counter() - t0:.1f} s")
+                continue
             result = run_lesson(path, FIGURES_DIR if args.write_figures else None,
                                 verbose=args.verbose)
             print(f"ok    {path.name}: {result['ran']} blocks, {result['skipped']} skipped, "
