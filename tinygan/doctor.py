@@ -16,8 +16,10 @@ What it looks for, each from numbers the run logged:
   to G (its gradient with respect to D's logit is D(G(z)); lesson 09).
 - Oscillation: D(G(z)) swings again and again between below 0.2 and above 0.6.
 - Mode collapse: G's samples crowd onto a few modes or classes: the effective number of
-  modes its samples reach (coverage.csv) falls to half its best and to a third of the
-  data's or less, or the modes or classes covered in metrics.csv fall to half their best.
+  modes they reach (coverage.csv, exp of the entropy of their shares) is a third of the
+  data's or less (for images, whose early samples a classifier labels at random, only
+  after it was twice as high), or the modes or classes covered in metrics.csv fall to
+  half their best.
 - A loss about to blow up: a gradient norm a thousand times its early size and still
   rising, or a loss ten times its usual size and rising.
 
@@ -93,15 +95,20 @@ def d_wins(losses: dict):
     return Finding("d_wins", "D wins", [
         f"D(x) averaged {losses['d_real'][a:b + 1].mean():.2f} and D(G(z)) "
         f"{losses['d_fake'][a:b + 1].mean():.2f} from step {steps[a]:.0f} to {steps[b]:.0f} "
-        f"({b - a + 1} of {n} steps)"],
-        "D is sure of every sample, real or fake, so its verdict tells G little: slow D "
-        "down (a lower --lr-d), or make its task harder (--label-smoothing)")
+        f"({b - a + 1} of {n} steps): D is sure of every sample, real or fake"],
+        "slow D down (a lower --lr-d) or make its task harder (--label-smoothing)")
 
 
 def _start_and_now(values: np.ndarray):
     """(largest of the first quarter, median of the last quarter) of a logged series."""
     q = max(1, len(values) // 4)
     return float(np.max(values[:q])), float(np.median(values[-max(2, q):]))
+
+
+def _steps(steps: np.ndarray) -> str:
+    """'step 1' or 'steps 40-60'."""
+    return (f"step {steps[0]:.0f}" if len(steps) == 1 or steps[0] == steps[-1]
+            else f"steps {steps[0]:.0f}-{steps[-1]:.0f}")
 
 
 def g_vanishes(gradients: dict):
@@ -112,17 +119,18 @@ def g_vanishes(gradients: dict):
     start, now = _start_and_now(gradients["G"])
     if not now < start / 100:
         return None
-    steps = gradients["step"]
+    steps, q = gradients["step"], max(1, len(gradients["step"]) // 4)
+    evidence = [f"the norm of G's gradient fell from {start:.2g} ({_steps(steps[:q])}) to "
+                f"{now:.2g} ({_steps(steps[-max(2, q):])}), {start / max(now, 1e-300):,.0f} "
+                f"times smaller"]
     g_layers = [c for c in gradients if c.startswith("G/")]
-    evidence = [f"the norm of G's gradient fell from {start:.2g} (early: steps "
-                f"{steps[0]:.0f}-{steps[max(1, len(steps) // 4) - 1]:.0f}) to {now:.2g} "
-                f"(steps {steps[-max(2, len(steps) // 4)]:.0f}-{steps[-1]:.0f}), "
-                f"{start / max(now, 1e-300):,.0f} times smaller"]
     if g_layers:
         weakest = min(g_layers, key=lambda c: gradients[c][-1])
-        evidence.append(f"its weakest layer, {weakest[2:]}, now gets {gradients[weakest][-1]:.2g}")
+        evidence.append(f"G's layer {weakest[2:]} now gets a gradient of norm "
+                        f"{gradients[weakest][-1]:.2g}")
     return Finding("g_vanishes", "G's gradients vanish", evidence,
-                   "G is barely told which way to move")
+                   "G is barely told which way to move: look at what D does (D(x), D(G(z)) "
+                   "in losses.csv) and at G's loss")
 
 
 def oscillation(losses: dict):
@@ -206,7 +214,7 @@ def collapse(coverage: dict | None, metrics: dict | None):
                 f"G's samples spread over an effective {now:.1f} of {k} {unit} from step "
                 f"{coverage['step'][-last]:.0f} on ({COVERAGE_LOG}), "
                 f"{100 * float(np.mean(coverage['largest_share'][-last:])):.0f}% of them "
-                f"on the most crowded one (the most: {eff[best]:.1f}, at step "
+                f"on the most crowded one (at best {eff[best]:.1f}, at step "
                 f"{coverage['step'][best]:.0f})")
     for column in ("modes_covered", "classes_covered"):
         values = (metrics or {}).get(column)
@@ -234,9 +242,10 @@ def diagnose(losses: dict, gradients: dict | None = None, coverage: dict | None 
     keys = {f.key for f in found}
     if {"d_wins", "g_vanishes"} <= keys:  # one story: the saturating game of lesson 09
         wins, vanish = (next(f for f in found if f.key == k) for k in ("d_wins", "g_vanishes"))
-        advice = ("with the minimax loss log(1 - D(G(z))) G's gradient is D(G(z)), which is "
-                  "0 when D wins (lesson 09): drop --minimax for the non-saturating loss, "
-                  if (config or {}).get("minimax") else "") + wins.advice
+        advice = ("G's minimax loss log(1 - D(G(z))) passes back a gradient proportional to "
+                  "D(G(z)), which is 0 when D wins (lesson 09): drop --minimax for the "
+                  "non-saturating loss -log D(G(z)); and " if (config or {}).get("minimax")
+                  else "") + wins.advice
         found = [Finding("d_wins_g_vanishes", "D wins, G's gradients vanish",
                          wins.evidence + vanish.evidence, advice)] + [
             f for f in found if f.key not in ("d_wins", "g_vanishes")]
