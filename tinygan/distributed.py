@@ -19,9 +19,8 @@ only when a group is initialised.
 Before `init_process_group` a process is a world of one (rank 0 of 1) and a collective
 leaves its tensor as it is, so the same training code runs alone.
 
-Inside `global_batch()` a batch is one rank's share of a global batch, and the random
-numbers for it (z, dropout masks) are drawn for the global batch, as one process draws
-them, each rank keeping its rows: the same numbers on 1 or N processes.
+Inside `global_batch()` a batch is one rank's share of a global batch, for which the
+random numbers are drawn as one process draws them (each rank keeps its rows).
 """
 from __future__ import annotations
 
@@ -88,7 +87,7 @@ def _mpi():
 class _MPIBackend:
     """Collectives on NumPy arrays through mpi4py's buffer methods (no pickling)."""
 
-    name, device = "mpi", "cpu"
+    name, devices = "mpi", ("cpu",)
 
     def __init__(self, comm):
         self.comm, self.MPI = comm, _mpi()
@@ -116,29 +115,30 @@ class _MPIBackend:
         self.comm.Free()
 
 
-class _NCCLBackend:
-    """Collectives on CuPy arrays through cupy.cuda.nccl, on the current stream.
+class _NCCLBackend(_MPIBackend):
+    """Collectives on CuPy arrays through cupy.cuda.nccl, on the current stream; NumPy
+    arrays (a step's few losses) and Python objects go over MPI, as _MPIBackend's.
 
     Each rank takes the GPU of its rank on its node (ranks sharing a node, as MPI sees
     them, count 0, 1, ...); NCCL's unique id comes from rank 0 over MPI.
     """
 
-    name, device = "nccl", "cuda"
+    name, devices = "nccl", ("cuda", "cpu")
 
     def __init__(self, comm):
+        super().__init__(comm)
         cupy = cupy_module()
         from cupy.cuda import nccl  # optional and GPU-only, like CuPy itself
         if not getattr(nccl, "available", False):
             raise RuntimeError("backend 'nccl': this CuPy was built without NCCL; install "
                                "a CuPy wheel for your CUDA (pip install -e \".[gpu]\")")
-        MPI = _mpi()
-        node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        node = comm.Split_type(self.MPI.COMM_TYPE_SHARED)
         cupy.cuda.Device(node.Get_rank() % cupy.cuda.runtime.getDeviceCount()).use()
         node.Free()
         unique_id = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
         self.nccl = nccl.NcclCommunicator(comm.Get_size(), unique_id, comm.Get_rank())
-        self.mpi, self.cupy = comm, cupy
-        self.ops = {ReduceOp.SUM: nccl.NCCL_SUM, ReduceOp.MAX: nccl.NCCL_MAX}
+        self.cupy = cupy
+        self.nccl_ops = {ReduceOp.SUM: nccl.NCCL_SUM, ReduceOp.MAX: nccl.NCCL_MAX}
         self.types = {np.dtype(k): v for k, v in (
             (np.int8, nccl.NCCL_INT8), (np.uint8, nccl.NCCL_UINT8),
             (np.int32, nccl.NCCL_INT32), (np.int64, nccl.NCCL_INT64),
@@ -154,29 +154,29 @@ class _NCCLBackend:
         return self.cupy.cuda.get_current_stream().ptr
 
     def all_reduce(self, a, op):
-        self.nccl.allReduce(a.data.ptr, a.data.ptr, a.size, self._type(a), self.ops[op],
+        if isinstance(a, np.ndarray):
+            return super().all_reduce(a, op)
+        self.nccl.allReduce(a.data.ptr, a.data.ptr, a.size, self._type(a), self.nccl_ops[op],
                             self._stream())
 
     def broadcast(self, a, src):
+        if isinstance(a, np.ndarray):
+            return super().broadcast(a, src)
         self.nccl.bcast(a.data.ptr, a.size, self._type(a), src, self._stream())
 
     def all_gather(self, a, out):
+        if isinstance(a, np.ndarray):
+            return super().all_gather(a, out)
         self.nccl.allGather(a.data.ptr, out.data.ptr, a.size, self._type(a), self._stream())
 
     def barrier(self):
         # NCCL has no barrier: finish this rank's GPU work, then meet over MPI
         self.cupy.cuda.get_current_stream().synchronize()
-        self.mpi.Barrier()
-
-    def broadcast_object(self, obj, src):  # Python objects travel over MPI
-        return self.mpi.bcast(obj, root=src)
-
-    def all_gather_object(self, obj):
-        return self.mpi.allgather(obj)
+        super().barrier()
 
     def close(self):
         self.nccl.destroy()
-        self.mpi.Free()
+        super().close()
 
 
 _BACKENDS = {"mpi": _MPIBackend, "nccl": _NCCLBackend}
@@ -352,9 +352,9 @@ def _array(op: str, tensor):
     a = tensor.data if isinstance(tensor, Tensor) else tensor
     if not hasattr(a, "dtype") or isinstance(a, np.generic):
         raise TypeError(f"{op}: expected a Tensor or an array, got {type(tensor).__name__}")
-    if _group is not None and device_of(a) != _group.impl.device:
-        raise TypeError(f"{op}: backend {_group.impl.name!r} takes {_group.impl.device} "
-                        f"tensors, got a {device_of(a)} tensor")
+    if _group is not None and device_of(a) not in _group.impl.devices:
+        raise TypeError(f"{op}: backend {_group.impl.name!r} takes "
+                        f"{' or '.join(_group.impl.devices)} tensors, got a {device_of(a)} one")
     return a
 
 

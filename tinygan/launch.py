@@ -24,10 +24,11 @@ LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE",
                         "MV2_COMM_WORLD_LOCAL_SIZE")
 
 
-def init_from_launcher() -> int:
-    """Join the launcher's processes (if it started several) and return the world size."""
+def init_from_launcher(device: str | None = None) -> int:
+    """Join the launcher's processes (if it started several) and return the world size.
+    The backend suits `device` (by default $TINYGAN_DEVICE): NCCL for "cuda", else MPI."""
     if (distributed.launcher_world_size() or 1) > 1 and not distributed.is_initialized():
-        distributed.init_process_group()
+        distributed.init_process_group("nccl" if str(device).startswith("cuda") else None)
         share_cores()
     return distributed.get_world_size()
 

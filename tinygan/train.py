@@ -218,7 +218,7 @@ def _new_run_setup(args):
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)  # a bad flag stops every rank alike, before MPI starts
-    launch.init_from_launcher()  # under mpiexec: join the other processes
+    launch.init_from_launcher(args.device)  # under mpiexec: join the other processes
     with distributed.abort_on_error():  # a rank that fails alone ends every rank
         return _main(args)
 
@@ -229,6 +229,9 @@ def _main(args) -> int:
     (launch.first_error) and all end there; rank 0 says why."""
     try:
         config, folder, dataset = _setup(args)
+        if config["device"] == "cuda" and distributed.get_backend() == "mpi":
+            raise ValueError("the run trains on cuda: start mpiexec with TINYGAN_DEVICE=cuda, "
+                             "so that the processes exchange gradients through NCCL")
     except (DatasetError, RunFolderError, ValueError, RuntimeError) as e:
         where = f"--resume {args.resume}: " if args.resume else ""
         _say(f"error: {where}{e}")
