@@ -299,6 +299,23 @@ def test_a_study_on_two_processes_is_the_one_process_study_to_the_bit(tmp_path):
     assert refused.stdout.count("error: --workers: the 2 processes") == 1
 
 
+@needs_mpi
+def test_bench_times_the_step_on_one_and_on_two_processes(tmp_path):
+    bench = [sys.executable, "-m", "tinygan.bench", "vanilla-mnist", "--steps", "2",
+             "--warmup", "1", "--json", "--nproc", "2"]
+    done = run_command(bench + ["--batch", "8"], tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r["processes"] for r in results] == [1, 2]
+    one, two = results
+    assert one["comm_ms"] == 0 < two["comm_ms"] and one["threads"] == two["threads"] == 1
+    assert one["speedup"] == one["efficiency"] == 1.0
+    assert two["speedup"] == round(one["ms_per_step"] / two["ms_per_step"], 2)
+    assert abs(two["efficiency"] - two["speedup"] / 2) <= 0.006
+    odd = run_command(bench + ["--batch", "7"], tmp_path, timeout=60)
+    assert odd.returncode == 1 and "--batch 7 does not split into 2 equal shares" in odd.stdout
+
+
 # ------------------------------------------------------------ in this process: N = 1
 
 
