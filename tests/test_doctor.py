@@ -195,6 +195,16 @@ def test_d_winning_alone_is_not_vanishing_gradients():
     assert keys(found) == ["d_wins_g_vanishes"] and "drop --minimax" in found[0].advice
 
 
+def test_without_d_of_x_a_bce_discriminators_loss_tells_that_d_wins():
+    n = 200
+    losses = {"step": np.arange(1.0, n + 1), "d_loss": np.full(n, 0.03),
+              "g_loss": np.full(n, 4.0)}
+    found = diagnose(losses, config={"variant": "cgan"})
+    assert keys(found) == ["d_wins"] and "D's loss" in found[0].evidence[0]
+    assert diagnose(losses, config={"variant": "wgan-gp"}) == []  # a critic's loss is no BCE
+    assert diagnose(losses, config={"variant": "cgan", "label_smoothing": 0.1}) == []
+
+
 def test_a_gradient_growing_a_thousandfold_is_about_to_blow_up():
     n = 100
     losses = losses_log(np.full(n, 0.6), np.full(n, 0.4))
@@ -222,3 +232,15 @@ def test_collapse_from_metrics_csv_and_the_classifier_gate():
 def test_the_command_says_what_is_wrong_with_a_folder(tmp_path, capsys):
     assert doctor.main([str(tmp_path / "nowhere")]) == 2
     assert "no losses.csv" in capsys.readouterr().err
+    store = RunFolder(tmp_path)
+    store.write_config({"variant": "wgan-gp", "dataset": "ring8"}, {})
+    for step in range(1, 41):
+        store.log("losses.csv", ["step", "d_loss", "g_loss", "wasserstein"],
+                  [step, -0.5, 0.3, 0.5])
+    store.release()
+    assert doctor.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "(wgan-gp on ring8)" in out and "healthy:" in out
+    assert "(no D(x), D(G(z)) in losses.csv: a critic's scores are not probabilities, so " \
+           "oscillation is not checked, nor D winning)" in out
+    assert "(no gradients.csv: " in out and "(no coverage.csv: " in out

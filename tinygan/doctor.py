@@ -80,21 +80,30 @@ def _longest_stretch(mask: np.ndarray):
     return best
 
 
-def d_wins(losses: dict):
-    """D(x) > 0.9 and D(G(z)) < 0.1 (means over a few steps) for a quarter of the run."""
-    if "d_real" not in losses or "d_fake" not in losses or len(losses["step"]) < 10:
+#: variants whose D is trained with binary cross-entropy on probabilities D(x)
+BCE_VARIANTS = ("vanilla", "dcgan", "cgan")
+
+
+def d_wins(losses: dict, config: dict | None = None):
+    """D(x) > 0.9 and D(G(z)) < 0.1 (means over a few steps) for a quarter of the run. Where
+    only D's loss is logged (cgan), its BCE below 0.2, which needs D(x) > 0.82 and
+    D(G(z)) < 0.18."""
+    n, config, width = len(losses["step"]), config or {}, max(5, len(losses["step"]) // 100)
+    if "d_real" in losses and "d_fake" in losses:
+        shown = [("d_real", "D(x)"), ("d_fake", "D(G(z))")]
+        winning = (_smooth(losses["d_real"], width) > 0.9) & (_smooth(losses["d_fake"], width) < 0.1)
+    elif config.get("variant") in BCE_VARIANTS and not config.get("label_smoothing"):
+        shown = [("d_loss", "D's loss -log D(x) - log(1 - D(G(z)))")]
+        winning = _smooth(losses["d_loss"], width) < 0.2
+    else:
         return None
-    n = len(losses["step"])
-    width = max(5, n // 100)
-    real, fake = _smooth(losses["d_real"], width), _smooth(losses["d_fake"], width)
-    stretch = _longest_stretch((real > 0.9) & (fake < 0.1))
+    stretch = _longest_stretch(winning) if n >= 10 else None
     if stretch is None or stretch[1] - stretch[0] + width < max(20, n // 4):
         return None
     a, b = stretch[0], stretch[1] + width - 1  # back to rows of the log
-    steps = losses["step"]
+    averages = " and ".join(f"{label} {losses[c][a:b + 1].mean():.2f}" for c, label in shown)
     return Finding("d_wins", "D wins", [
-        f"D(x) averaged {losses['d_real'][a:b + 1].mean():.2f} and D(G(z)) "
-        f"{losses['d_fake'][a:b + 1].mean():.2f} from step {steps[a]:.0f} to {steps[b]:.0f} "
+        f"{averages} on average from step {losses['step'][a]:.0f} to {losses['step'][b]:.0f} "
         f"({b - a + 1} of {n} steps): D is sure of every sample, real or fake"],
         "slow D down (a lower --lr-d) or make its task harder (--label-smoothing)")
 
@@ -237,7 +246,7 @@ def diagnose(losses: dict, gradients: dict | None = None, coverage: dict | None 
              metrics: dict | None = None, config: dict | None = None) -> list:
     """Every Finding the logs support ([] for a healthy run). Each log is a dict of
     column -> array with a "step" column, as read_log returns."""
-    found = [f for f in (d_wins(losses), g_vanishes(gradients), oscillation(losses),
+    found = [f for f in (d_wins(losses, config), g_vanishes(gradients), oscillation(losses),
                          blow_up(losses, gradients), collapse(coverage, metrics)) if f]
     keys = {f.key for f in found}
     if {"d_wins", "g_vanishes"} <= keys:  # one story: the saturating game of lesson 09
@@ -413,6 +422,10 @@ def examine(folder: str) -> str:
     losses, gradients, coverage = (logs[n] for n in LOG_FILES[:3])
     findings = diagnose(losses, gradients, coverage, logs["metrics.csv"], config)
     missing = [(name, why) for name, why in WHY_MISSING.items() if logs[name] is None]
+    if "d_fake" not in losses:
+        missing.append(("D(x), D(G(z)) in losses.csv", "a critic's scores are not "
+                        "probabilities, so oscillation is not checked"
+                        + ("" if config.get("variant") in BCE_VARIANTS else ", nor D winning")))
     title = (f"{config.get('variant', '?')} on {config.get('dataset', '?')}"
              + (", minimax loss" if config.get("minimax") else ""))
     return f"{folder} ({title})\n" + report(findings, losses, gradients, coverage, missing)
