@@ -254,17 +254,16 @@ class Run:
         except KeyboardInterrupt:  # a second Ctrl-C: the step under way is no step's state
             kept = f"step {self._saved_step()}" if self.writes else "the last step saved"
             raise Interrupted(f"interrupted during step {self.step + 1}; not saved (the "
-                              f"checkpoint of {kept} is kept); continue with: python -m "
-                              f"tinygan.train --resume {self.folder}", 130,
-                              every_rank=False) from None
+                              f"checkpoint of {kept} is kept); continue with: "
+                              f"{resume_command(self.folder)}", 130, every_rank=False) from None
         finally:
             if bar is not None:
                 bar.close()
         self.save_checkpoint()  # before any picture: a failing plot loses nothing
         if stop.signal is not None:
             raise Interrupted(f"interrupted at step {self.step}; saved {self.checkpoint_path}; "
-                              f"continue with: python -m tinygan.train --resume "
-                              f"{self.folder}", EXIT_SIGNALS[stop.signal])
+                              f"continue with: {resume_command(self.folder)}",
+                              EXIT_SIGNALS[stop.signal])
         if not self.writes:
             return
         self.finish_pictures()
@@ -345,6 +344,13 @@ class _StopRequests:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False
+
+
+def resume_command(folder: str) -> str:
+    """The command that continues the run in `folder` on as many processes as this one."""
+    world = distributed.get_world_size()
+    launcher = f"mpiexec -n {world} " if world > 1 else ""
+    return f"{launcher}python -m tinygan.train --resume {folder}"
 
 
 def _processes(n: int) -> str:

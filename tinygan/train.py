@@ -28,7 +28,7 @@ import time
 from . import backend, distributed, launch
 from .data import DATASETS, NAMES, DatasetError
 from .gans import VARIANTS, DataInfo, defaults
-from .run import Interrupted, Run
+from .run import Interrupted, Run, resume_command
 from .run_folder import RunFolder, RunFolderError
 from .training import TrainingDiverged, load_dataset
 
@@ -267,8 +267,7 @@ def _main(args) -> int:
         _say(f"\n{e}")
         return e.code
     except KeyboardInterrupt:  # before the loop began: nothing trained, nothing to save
-        print(f"\ninterrupted; continue with: python -m tinygan.train --resume {folder}",
-              file=sys.stderr)
+        print(f"\ninterrupted; continue with: {resume_command(folder)}", file=sys.stderr)
         return _alone(130)
     return 0
 
@@ -327,7 +326,7 @@ def _kept(run: Run) -> str:
     except RunFolderError:
         return "no checkpoint was written"
     return (f"the last good checkpoint is {run.checkpoint_path} (step {step}); continue "
-            f"with: python -m tinygan.train --resume {run.folder}")
+            f"with: {resume_command(run.folder)}")
 
 
 if __name__ == "__main__":
