@@ -118,7 +118,8 @@ def test_nccl_matches_mpi_on_the_gpus():
     gpus = backend.cupy_module().cuda.runtime.getDeviceCount()
     n = min(gpus, 2)  # NCCL puts one rank per GPU: one GPU is a world of one
     assert_every_rank_passed(launch("nccl_collectives.py", n=n, device="cuda"), [
-        "backend_is_nccl", "collectives_match_mpi", "ddp_and_sync_batchnorm_on_the_gpu"], n=n)
+        "backend_is_nccl", "collectives_match_mpi", "numpy_arrays_go_over_mpi",
+        "ddp_and_sync_batchnorm_on_the_gpu"], n=n)
 
 
 @needs_mpi

@@ -96,7 +96,7 @@ class Run:
         error = launch.first_error(error)
         if error:
             raise RunFolderError(error)
-        if resume and distributed.get_world_size() > 1:
+        if resume:
             handed = [state]
             distributed.broadcast_object_list(handed, src=0)
             state = handed[0]

@@ -320,7 +320,9 @@ def _alone(code: int) -> int:
 
 
 def _kept(run: Run) -> str:
-    """Where a stopped run can continue from, for its last message."""
+    """Where a stopped run can continue from, for its last message (rank 0's)."""
+    if not run.writes:
+        return ""
     try:
         step = run._saved_step()
     except RunFolderError:

@@ -50,6 +50,21 @@ def check_collectives_match_mpi():
     assert [to_numpy(p.data).tolist() for p in parts] == [[k, k] for k in range(n)]
 
 
+def check_numpy_arrays_go_over_mpi():
+    """A step's averaged losses and its stop flag are NumPy arrays: under NCCL they travel
+    over MPI, with the same values."""
+    r, n = dist.get_rank(), dist.get_world_size()
+    losses = np.array([1.0 + r, 2.0 * r])
+    dist.all_reduce(losses, dist.ReduceOp.AVG)
+    assert np.array_equal(losses, by_mpi(np.array([1.0 + r, 2.0 * r]), MPI.SUM) / n)
+    flag = np.array([r], dtype=np.int64)
+    dist.all_reduce(flag, dist.ReduceOp.MAX)
+    assert flag[0] == n - 1
+    objects = [None] * n
+    dist.all_gather_object(objects, {"rank": r})
+    assert objects == [{"rank": k} for k in range(n)]
+
+
 def check_ddp_and_sync_batchnorm_on_the_gpu():
     rng = np.random.default_rng(1)
     X, Y = rng.standard_normal((N, 5)), rng.standard_normal((N, 1))
