@@ -627,3 +627,32 @@ def test_sample_n_zero_is_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert sample.main([str(tmp_path / "run"), "-n", "0", "--out", str(tmp_path / "s.npz")]) == 2
     assert capsys.readouterr().err == "error: -n must be at least 1, got 0\n"
+
+
+# ------------------------------------------------------------ several processes
+# (the runs on two processes are in test_distributed.py, under mpiexec)
+
+
+def test_a_run_of_n_processes_continues_on_one_with_a_note(tmp_path, capsys):
+    """The checkpoint of N processes is the one format, and every rank's state is the same
+    state: a single process continues it (the same training up to the order of sums)."""
+    folder = tmp_path / "run"
+    argv = ["vanilla", "ring8", "--batch-size", "4", "--no-progress", "--out", str(folder)]
+    assert train.main(argv + ["--steps", "2"]) == 0
+    path = folder / "checkpoints" / "latest.npz"
+    state = tinygan.load(path)
+    assert state["processes"] == 1
+    tinygan.save(dict(state, processes=2), path)  # as `mpiexec -n 2` would have written it
+    capsys.readouterr()
+    assert train.main(["--resume", str(folder), "--steps", "4", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "note: this run was trained on 2 processes and continues on 1 process" in err
+    assert tinygan.load(path)["step"] == 4 and len(loss_rows(folder)) == 5
+
+
+def test_the_batch_must_split_into_equal_shares_of_the_processes(monkeypatch):
+    monkeypatch.setattr(train.distributed, "get_world_size", lambda: 4)
+    with pytest.raises(ValueError, match="--batch-size 6 is the whole batch, split among "
+                                         "the 4 processes: give a multiple of 4"):
+        train.check_processes({"batch_size": 6})
+    train.check_processes({"batch_size": 8})
