@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 import tinygan
-from tinygan import functional as F, optim, parallel
+from tinygan import functional as F, optim, parallel, threads
+
+
+@pytest.fixture(autouse=True)
+def environment_count(monkeypatch):
+    """The count comes from the environment in each test (no set_num_threads left over)."""
+    monkeypatch.setattr(threads, "_chosen", None)
 
 
 def test_split_covers_every_element_once(monkeypatch):
@@ -230,9 +236,10 @@ def test_freed_memory_is_kept_for_the_next_step_unless_malloc_is_tuned(monkeypat
         assert parallel.keep_freed_memory() is False
         return
     assert parallel.keep_freed_memory() is True  # glibc (CI and this machine)
+    np.ones(40_000_000, np.float32)  # 160 MB, past glibc's own threshold: the heap grows
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):  # without the setting: about 740 faults each
-        block = np.ones(40_000_000, np.float32)  # 160 MB, past glibc's own threshold
+    for _ in range(5):  # the same again, from the heap (without the setting: ~740 faults each)
+        block = np.ones(40_000_000, np.float32)
         del block
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults < 1000
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
