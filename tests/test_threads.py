@@ -1,4 +1,7 @@
 """One thread count for the BLAS and tinygan's pool; the tuner that picks it by timing."""
+import os
+import sys
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -46,6 +49,26 @@ def test_blas_is_held_at_one_thread():
     tinygan.set_num_threads(2)
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
     assert blas and all(p["num_threads"] == 1 for p in blas)
+
+
+def test_a_count_from_a_flag_or_a_variable():
+    assert threads.thread_count("auto") == "auto" and threads.thread_count(" 3 ") == 3
+    for bad in ("0", "-1", "two", "1.5", ""):
+        with pytest.raises(ValueError, match="expected a whole number of threads"):
+            threads.thread_count(bad)
+
+
+def test_busy_core_spins_while_the_block_runs_and_stops_after():
+    with threads.busy_core() as load:
+        assert load["core"] in range(threads.cores())
+        os.kill(load["pid"], 0)  # alive
+        if sys.platform.startswith("linux"):
+            with open(f"/proc/{load['pid']}/status") as status:
+                pinned = [line.split()[-1] for line in status
+                          if line.startswith("Cpus_allowed_list")]
+            assert pinned == [str(load["core"])]
+    with pytest.raises(ProcessLookupError):
+        os.kill(load["pid"], 0)  # ended and reaped
 
 
 def test_candidate_counts():

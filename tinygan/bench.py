@@ -27,7 +27,6 @@ with a one-line message where it is not installed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -229,9 +228,9 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
 
     meter = _memory_meter(framework, device)
     meter.start()
-    times = []
+    times, cpu = [], []  # wall and CPU milliseconds (CPU: every thread's, waits aside)
     for i in range(warmup + steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss_d, loss_g = step()
         sync()
         elapsed = time.perf_counter() - start
@@ -239,6 +238,7 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
             tuner()
         if i >= warmup:
             times.append(elapsed * 1000.0)
+            cpu.append((time.process_time() - cpu_start) * 1000.0)
     loss_d, loss_g = float(loss_d.item()), float(loss_g.item())
     memory = meter.finish(step)
 
@@ -247,6 +247,7 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
         "workload": workload, "device": device, "batch": batch, "framework": framework,
         "ms_per_step": round(ms, 2), "ms_per_sample": round(ms / batch, 4),
         "ms_min": round(min(times), 2), "ms_max": round(max(times), 2),
+        "cpu_ms_per_step": round(statistics.median(cpu), 2),
         "steps": steps, "warmup": warmup, "threads": _threads_in_use(framework),
         **memory, "loss_d": loss_d, "loss_g": loss_g,
     }
@@ -296,24 +297,41 @@ def run_isolated(framework: str, workload: str, device: str, batch: int, steps: 
 
 
 def measure(workload: str, device: str, batch: int, steps: int, warmup: int,
-            threads: int | str, compare: bool, seed: int = 0) -> dict:
-    """tinygan's numbers, and torch's with their ratio when `compare`; one dict."""
-    ours = run_isolated("tinygan", workload, device, batch, steps, warmup, threads, seed)
+            threads: int | str, compare: bool, seed: int = 0, rounds: int = 1) -> dict:
+    """tinygan's numbers, and torch's with their ratio when `compare`: the two libraries
+    alternate `rounds` times and times and peaks are medians over the rounds; one dict."""
+    runs = {"tinygan": [], "torch": []}
+    for _ in range(rounds):
+        for framework in FRAMEWORKS if compare else ("tinygan",):
+            runs[framework].append(run_isolated(framework, workload, device, batch, steps,
+                                                warmup, threads, seed))
+    ours = _medians(runs["tinygan"])
     result = {key: ours[key] for key in ("workload", "device", "batch", "ms_per_step",
                                          "peak_mb", "ms_per_sample", "ms_min", "ms_max",
-                                         "steps", "warmup", "threads") if key in ours}
-    for key in ("traced_peak_mb", "loss_d", "loss_g", "peak_note", "threads_auto"):
-        if key in ours:
-            result[key] = ours[key]
+                                         "cpu_ms_per_step", "steps", "warmup", "threads",
+                                         "traced_peak_mb", "loss_d", "loss_g", "peak_note",
+                                         "threads_auto") if key in ours}
     if compare:
-        theirs = run_isolated("torch", workload, device, batch, steps, warmup, threads, seed)
-        result["torch_ms_per_step"] = theirs["ms_per_step"]
-        result["torch_peak_mb"] = theirs["peak_mb"]
-        result["ratio"] = round(ours["ms_per_step"] / theirs["ms_per_step"], 2)
-        result["torch_threads"] = theirs["threads"]
+        theirs = _medians(runs["torch"])
+        result.update(torch_ms_per_step=theirs["ms_per_step"], torch_peak_mb=theirs["peak_mb"],
+                      ratio=round(ours["ms_per_step"] / theirs["ms_per_step"], 2),
+                      torch_cpu_ms_per_step=theirs["cpu_ms_per_step"],
+                      cpu_ratio=round(ours["cpu_ms_per_step"] / theirs["cpu_ms_per_step"], 2),
+                      torch_threads=theirs["threads"])
         if "gflop_per_step" in theirs:
             result["gflop_per_step"] = theirs["gflop_per_step"]
+    if rounds > 1:
+        result["rounds"] = rounds
     return result
+
+
+def _medians(results: list) -> dict:
+    """The first run's dict, with its times and peaks the medians over all runs."""
+    out = dict(results[0])
+    for key in ("ms_per_step", "ms_per_sample", "cpu_ms_per_step", "peak_mb"):
+        values = [r[key] for r in results if r.get(key) is not None]
+        out[key] = round(statistics.median(values), 4) if values else out.get(key)
+    return out
 
 
 def _format(r: dict) -> str:
@@ -332,33 +350,12 @@ def _mb(value) -> str:
     return "   n/a" if value is None else f"{value:>7.1f} MB"
 
 
-def _thread_count(text: str):
-    """--threads: a whole number >= 1, or "auto"."""
-    if text == AUTO or text.isdigit() and int(text) >= 1:
-        return text if text == AUTO else int(text)
-    raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'auto', got {text!r}")
-
-
-@contextlib.contextmanager
-def busy_core():
-    """Another process spinning on one core (the last this process may use) for the block;
-    yields {"core", "pid"}."""
-    core, pin = max(tinygan_threads.cores() - 1, 0), getattr(os, "sched_setaffinity", None)
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                               preexec_fn=(lambda: pin(0, {core})) if pin else None)
-    try:
-        yield {"core": core, "pid": spinner.pid}
-    finally:
-        spinner.kill()
-        spinner.wait()
-
-
 def measure_busy(workload: str, device: str, batch: int, steps: int, warmup: int,
                  rounds: int, seed: int = 0) -> dict:
     """tinygan at 1 thread, 2 threads and auto, one after the other, `rounds` times, while
     another process keeps one core busy; medians, and auto's against the better of 1 and 2."""
     times, chosen = {1: [], 2: [], AUTO: []}, []
-    with busy_core() as load:
+    with tinygan_threads.busy_core() as load:
         for _ in range(rounds):
             for t in times:
                 r = run_isolated("tinygan", workload, device, batch, steps, warmup, t, seed)
@@ -382,14 +379,14 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--json", action="store_true", help="one JSON line per workload")
     parser.add_argument("--compare", choices=("torch",), help="time PyTorch beside tinygan")
-    parser.add_argument("--threads", type=_thread_count, default=AUTO,
+    parser.add_argument("--threads", type=tinygan_threads.thread_count, default=AUTO,
                         help="threads for both libraries, or 'auto' (the default: tinygan's "
                              "tuner picks; PyTorch uses every core)")
     parser.add_argument("--busy-core", action="store_true",
                         help="keep one core busy with another process and time tinygan at "
                              "1 thread, 2 threads and auto (repeated --rounds times)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="with --busy-core: rounds of the three runs, alternated")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each library (or thread setting), alternated; medians")
     parser.add_argument("--scaling", action="store_true",
                         help=f"run batches {', '.join(map(str, SCALING_BATCHES))}")
     parser.add_argument("--seed", type=int, default=0)
@@ -439,7 +436,7 @@ def main(argv=None) -> int:
         for batch in batches:
             try:
                 r = measure(workload, args.device, batch, args.steps, args.warmup,
-                            args.threads, compare, args.seed)
+                            args.threads, compare, args.seed, args.rounds)
             except RuntimeError as e:
                 failed = True
                 r = {"workload": workload, "device": args.device, "batch": batch,

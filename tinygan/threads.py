@@ -28,8 +28,11 @@ which is why it is held at one.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 from threadpoolctl import threadpool_limits
@@ -47,22 +50,28 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def thread_count(text: str) -> int | str:
+    """A count as a flag or a variable gives it: a whole number >= 1, or "auto"."""
+    text = text.strip().lower()
+    if text == "auto" or text.isdigit() and int(text) >= 1:
+        return text if text == "auto" else int(text)
+    raise ValueError(f"expected a whole number of threads (>= 1) or 'auto', got {text!r}")
+
+
 def _from_environment() -> int:
     for name in _VARIABLES:
         value = os.environ.get(name, "").strip()
         if not value:
             continue
-        if name == "TINYGAN_NUM_THREADS" and value.lower() == "auto":
-            return cores()
         try:
-            n = int(value)
+            count = thread_count(value)
         except ValueError:
-            raise ValueError(f"{name}={value!r}: expected a whole number of threads"
+            raise ValueError(f"{name}={value!r}: expected a whole number of threads (>= 1)"
                              + (" or 'auto'" if name == "TINYGAN_NUM_THREADS" else "")
                              ) from None
-        if n < 1:
-            raise ValueError(f"{name}={value!r}: expected at least one thread")
-        return n
+        if count == "auto" and name != "TINYGAN_NUM_THREADS":
+            raise ValueError(f"{name}={value!r}: expected a whole number of threads (>= 1)")
+        return cores() if count == "auto" else count
     return cores()
 
 
@@ -98,6 +107,21 @@ def hold_blas_at_one_thread() -> None:
     global _blas_pid
     _blas_pid = os.getpid()
     threadpool_limits(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def busy_core():
+    """Another process spinning on one core (the last this process may use) while the block
+    runs, as another program would: what a ThreadTuner must cope with (bench --busy-core).
+    Yields {"core", "pid"}."""
+    core, pin = max(cores() - 1, 0), getattr(os, "sched_setaffinity", None)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                               preexec_fn=(lambda: pin(0, {core})) if pin else None)
+    try:
+        yield {"core": core, "pid": spinner.pid}
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def candidate_counts(most: int | None = None) -> list[int]:
