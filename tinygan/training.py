@@ -10,11 +10,11 @@ update(s), then its generator update) inside. What a command does around the ste
 every whole step with the step's losses: `python -m tinygan.train` and `python -m
 tinygan.study` differ only in their callbacks.
 
-`Training(config, data_parallel=True)` under a process group of N ranks (tinygan.distributed)
-trains one GAN on all of them: `batch_size` stays the global batch, each rank reads its
-share of it (DataLoader's rank and world_size) and steps a replica (GAN.data_parallel);
-the losses the callbacks see are the global batch's, the same on every rank. A
-checkpoint is the same on every rank, and is the one a single process would write.
+`Training(config, data_parallel=True)` under a process group of N ranks
+(tinygan.distributed) trains one GAN on all of them: `batch_size` stays the global batch,
+each rank reads its share of it (DataLoader's rank and world_size) and steps a replica
+(GAN.data_parallel); the losses the callbacks see are the global batch's, the same on
+every rank. Every rank's state_dict() is the same, in the format one process writes.
 """
 from __future__ import annotations
 
