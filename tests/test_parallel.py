@@ -257,6 +257,8 @@ ELEMENTWISE = {
     "leaky_relu": lambda x, g: F.leaky_relu(x, 0.2),
     "relu": lambda x, g: F.relu(x),
     "batch_norm": lambda x, g: F.batch_norm(x, None, None, g, None, training=True),
+    "softmax": lambda x, g: F.softmax(x, 1),
+    "add_sub_mul_div": lambda x, g: (x * F.reshape(g, (1, -1, 1, 1)) + x) / (x * x + 1.0) - x,
 }
 
 

@@ -103,6 +103,27 @@ def for_each(fn, a, work: int | None = None, grain: int = GRAIN) -> None:
     run(fn, parts(a.shape[0], a.size if work is None else work, grain))
 
 
+def elementwise(ufunc, a, b):
+    """ufunc(a, b) (add, multiply, ...), split over threads along the result's first axis
+    when it is large. The result is laid out as the operand of its shape (channels-last
+    stays channels-last); an operand that broadcasts along that axis goes whole to each."""
+    if not (type(a) is np.ndarray and type(b) is np.ndarray) or a.dtype != b.dtype \
+            or a.dtype.kind != "f":
+        return ufunc(a, b)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    if not shape or a.size + b.size < 2 * GRAIN:
+        return ufunc(a, b)
+    like = a if a.shape == shape else b if b.shape == shape else None
+    out = np.empty(shape, a.dtype) if like is None else np.empty_like(like)
+
+    def part(p):
+        pieces = [x[p] if x.ndim == len(shape) and x.shape[0] == shape[0] else x
+                  for x in (a, b)]
+        ufunc(*pieces, out=out[p])
+    for_each(part, out)
+    return out
+
+
 def ascontiguousarray(a):
     """np.ascontiguousarray(a), the copy split over threads along a's first axis."""
     if a.flags.c_contiguous:

@@ -1,7 +1,7 @@
 """Activations: relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax."""
 from __future__ import annotations
 
-from .. import backend, kernels
+from .. import backend, kernels, parallel
 from ..kernels import activation as activation_kernels
 from .._tensor import Tensor
 from ..autograd import Function
@@ -111,15 +111,30 @@ class Softmax(Function):
         self.dim = dim
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        e = xp.exp(x - x.max(axis=self.dim, keepdims=True))
-        e /= e.sum(axis=self.dim, keepdims=True)
-        return e
+        return _softmax(x, self.dim)
 
     def backward(self, gy):
         y = self.output()
         gx = y * gy
         return gx - y * sum(gx, self.dim, keepdim=True)
+
+
+def _softmax(x, dim):
+    """e^(x - max) / sum e^(x - max) over dim, on arrays; the slices along the first axis
+    are independent when dim is another, so threads take ranges of them."""
+    xp = backend.get_array_module(x)
+    y = xp.empty_like(x)
+
+    def part(p):
+        xs, ys = x[p], y[p]
+        xp.subtract(xs, xs.max(axis=dim, keepdims=True), out=ys)
+        xp.exp(ys, out=ys)
+        ys /= ys.sum(axis=dim, keepdims=True)
+    if dim == 0 or x.ndim == 0:
+        part(Ellipsis)
+    else:
+        parallel.for_each(part, x, work=3 * x.size)
+    return y
 
 
 def relu(x: Tensor) -> Tensor:
