@@ -10,6 +10,7 @@ networks wrapped in DistributedDataParallel, and z drawn for the global batch.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,13 +130,14 @@ class GAN:
         return self.D(self.packed(x))
 
     def d_features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """D's features of x, for feature matching. With data parallelism, those of the
-        global batch (every rank's rows, gathered), so that their mean is the global
-        batch's; D runs around its DistributedDataParallel wrapper, which is right because
-        G's update, their one use, gives D's parameters no gradient (see update)."""
+        """D's features of x for feature matching, G's loss: D's weights held fixed. With
+        data parallelism, those of the global batch (every rank's rows, gathered), so that
+        their mean is the global batch's; D runs around its DistributedDataParallel
+        wrapper, which has no gradient of D's to average here."""
         if self.world == 1:
-            return self.D.features(self.packed(x))
-        with distributed.global_batch():  # its dropout masks are the global batch's rows
+            with frozen(self.D):
+                return self.D.features(self.packed(x))
+        with distributed.global_batch(), frozen(self.D):  # dropout: the global batch's rows
             features = unwrap(self.D).features(self.packed(x))
         return all_gather_rows(features)
 
@@ -143,7 +145,8 @@ class GAN:
         """-mean D(G(z)) (WGAN, WGAN-GP, SAGAN), or feature matching when asked for."""
         if self.config.get("feature_matching"):
             return feature_matching_loss(self.d_features(real).detach(), self.d_features(fake))
-        return -self.discriminate(fake).mean()
+        with frozen(self.D):
+            return -self.discriminate(fake).mean()
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z) (or G(z, y), random y unless given) in eval mode, without a graph:
@@ -222,6 +225,20 @@ class GAN:
         unwrap(self.D).load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+
+
+@contextlib.contextmanager
+def frozen(net):
+    """Inside, net's parameters require no gradient, so a forward through it records no
+    weight gradients: G's loss goes through D, but G's update steps G alone."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad = True
 
 
 def update(optimizer, loss: Tensor) -> None:
