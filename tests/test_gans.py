@@ -19,6 +19,7 @@ from tinygan.nn.utils import spectral_norm
 from tinygan._tensor import Tensor
 from tinygan.autograd import enable_grad
 from tinygan.testing import gradcheck
+from tinygan.train import _defaults_table
 
 GRAY28 = DataInfo("image", (1, 28, 28), 10)
 RGB32 = DataInfo("image", (3, 32, 32), 2)
@@ -352,3 +353,31 @@ def test_dcgan_init_reaches_spectrally_normalised_layers():
     nets.init_dcgan_(nn.Sequential(layer))
     assert abs(float(layer.weight_orig.data.std()) - 0.02) < 0.002
     assert not layer.bias.data.any()
+
+
+# ------------------------------------------------------------ the default recipes
+
+def count(net, kind) -> int:
+    return sum(isinstance(m, kind) for m in net.modules())
+
+
+def test_vanilla_recipe_settings_build_batchnorm_in_g_and_dropout_in_d():
+    gan = make_gan("vanilla", GRAY28)  # the defaults: both on
+    assert count(gan.G, nn.BatchNorm1d) == 3 and count(gan.G, nn.Dropout) == 0
+    drops = [m for m in gan.D.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 3 and all(m.p == 0.3 for m in drops)
+    assert count(gan.D, nn.BatchNorm1d) == 0
+    plain = make_gan("vanilla", GRAY28, g_batchnorm=False, d_dropout=0.0)
+    assert count(plain.G, nn.BatchNorm1d) == 0 and count(plain.D, nn.Dropout) == 0
+    # a config written before these settings existed builds the plain MLPs it trained
+    old = {k: v for k, v in defaults("vanilla", GRAY28).items()
+           if k not in ("g_batchnorm", "d_dropout")}
+    old.update(batch_size=4, device="cpu")
+    before = build("vanilla", old, GRAY28)
+    assert count(before.G, nn.BatchNorm1d) == 0 and count(before.D, nn.Dropout) == 0
+
+
+def test_the_defaults_table_shows_the_recipe_settings():
+    line = next(row for row in _defaults_table().splitlines()
+                if row.split()[:2] == ["vanilla", "image"])
+    assert "g_batchnorm=True" in line and "d_dropout=0.3" in line and "steps=8400" in line

@@ -16,6 +16,7 @@ from .base import update
 from .nets import (DCGAN_D_BATCHNORM, dcgan_discriminator, dcgan_generator, init_dcgan_,
                    points_discriminator, points_generator)
 from .remedies import feature_matching_loss
+from .dcgan import defaults as dcgan_defaults
 from .vanilla import VanillaGAN, discriminator_loss
 from .vanilla import defaults as vanilla_defaults
 
@@ -25,10 +26,12 @@ POINT_LABEL_FEATURES = 8
 
 
 def defaults(info) -> dict:
+    """DCGAN's settings for images (its networks are DCGAN's), the vanilla GAN's for 2D
+    points (PacGAN's networks), with a label embedding of 50 for G."""
     if not info.num_classes:
         raise ValueError("cgan needs labelled data (mnist, fashion-mnist, cifar10, flowers, "
                          "ring8, grid25, or a folder: with one sub-folder per class)")
-    d = vanilla_defaults(info)
+    d = vanilla_defaults(info) if info.kind == "points" else dcgan_defaults(info)
     d.update(embed_dim=50, projection=False)
     return d
 
