@@ -134,7 +134,7 @@ def run_with_checkup(folder, config, dataset, every=20):
 def test_minimax_against_a_strong_d_is_d_wins_g_gradients_vanish(tmp_path, capsys):
     dataset = data.load("mnist-10k")
     config = defaults("vanilla", DataInfo.of(dataset))
-    config.pop("epochs")
+    config.pop("epochs", None)
     config.update(variant="vanilla", dataset="mnist-10k", device="cpu", seed=0, steps=60,
                   batch_size=32, minimax=True, lr_d=2e-3, lr_g=2e-5)
     warnings = run_with_checkup(tmp_path, config, dataset)
@@ -244,3 +244,21 @@ def test_the_command_says_what_is_wrong_with_a_folder(tmp_path, capsys):
     assert "(no D(x), D(G(z)) in losses.csv: a critic's scores are not probabilities, so " \
            "oscillation is not checked, nor D winning)" in out
     assert "(no gradients.csv: " in out and "(no coverage.csv: " in out
+
+
+def test_the_training_command_keeps_the_doctors_logs_and_resumes_with_them(tmp_path, capsys):
+    from tinygan import train
+    folder = tmp_path / "run"
+    argv = ["vanilla", "ring8", "--batch-size", "8", "--doctor-every", "3",
+            "--checkpoint-every", "4", "--no-progress"]
+    assert train.main(argv + ["--steps", "6", "--out", str(folder)]) == 0
+    assert train.main(["--resume", str(folder), "--steps", "10", "--no-progress"]) == 0
+    assert train.main(argv + ["--steps", "10", "--out", str(tmp_path / "whole")]) == 0
+    for log in ("gradients.csv", "coverage.csv"):
+        resumed = (folder / log).read_bytes()
+        assert resumed == (tmp_path / "whole" / log).read_bytes(), log
+        steps = [row[0] for row in csv.reader(resumed.decode().splitlines()[1:])]
+        assert steps == ["1", "3", "6", "9"], log  # step 1 for a baseline, then every 3
+    capsys.readouterr()
+    assert doctor.main([str(folder)]) == 0
+    assert capsys.readouterr().out.strip()

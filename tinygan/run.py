@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, backend, distributed, launch
+from .doctor import Checkup
 from .metrics.evaluate import evaluate_gan
 from .plots import save_gif, save_grid, save_losses_plot, save_metric_plot, save_scatter
 from .run_folder import RunFolder, RunFolderError
@@ -31,7 +32,8 @@ from .training import Training
 
 EXIT_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
 #: settings a resumed run may change (its length and how often it writes)
-RESUMABLE_SETTINGS = ("steps", "epochs", "sample_every", "eval_every", "checkpoint_every")
+RESUMABLE_SETTINGS = ("steps", "epochs", "sample_every", "eval_every", "checkpoint_every",
+                      "doctor_every")
 
 
 def describe(config: dict) -> str:
@@ -248,6 +250,10 @@ class Run:
         stop = _StopRequests()
         callbacks = [self.log_losses, self.every_few_steps,
                      lambda t, losses: self._report(bar, losses, start, start_step)]
+        if self.config.get("doctor_every") and self.writes:
+            # before every_few_steps: a checkpoint at step N holds step N's rows already
+            callbacks.insert(1, Checkup(training, self.store.log, self.config["doctor_every"],
+                                        warn=lambda line: tqdm.write(line, file=sys.stderr)))
         try:
             with stop:
                 training.fit(callbacks, stop=stop.requested)

@@ -29,7 +29,7 @@ try:  # one writer per folder: an advisory lock that the OS releases when the ho
 except ImportError:  # Windows
     fcntl = None
 
-LOGS = ("losses.csv", "metrics.csv")
+LOGS = ("losses.csv", "metrics.csv", "gradients.csv", "coverage.csv")
 CHECKPOINT_KEYS = ("gan", "step", "rng", "loader", "config")
 
 

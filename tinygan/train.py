@@ -36,12 +36,13 @@ REMEDY_FLAGS = ("feature_matching", "minibatch_discrimination", "pack", "label_s
 TUNABLE = ("batch_size", "lr_g", "lr_d", "lr_decay", "betas", "z_dim", "n_critic")
 #: flags a resumed run may change; every other flag given with --resume is refused
 RESUMABLE = ("steps", "epochs", "sample_every", "eval_every", "checkpoint_every",
-             "no_progress")
+             "doctor_every", "no_progress")
 #: settings whose default is not the variant's (None in the parser: "not given")
-DEFAULTS = dict(seed=0, sample_every=500, eval_every=0, pack=1, label_smoothing=0.0)
+DEFAULTS = dict(seed=0, sample_every=500, eval_every=0, doctor_every=500, pack=1,
+                label_smoothing=0.0)
 #: flag -> smallest value it takes
 MINIMUM = dict(epochs=1, steps=1, batch_size=2, z_dim=1, n_critic=1, sample_every=1,
-               eval_every=0, checkpoint_every=1, pack=1, image_size=4)
+               eval_every=0, checkpoint_every=1, doctor_every=0, pack=1, image_size=4)
 
 
 def _defaults_table() -> str:
@@ -90,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
                    help="steps between quality evaluations (FID or mode coverage); 0: off")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="steps between checkpoints (default: at the end of every epoch)")
+    p.add_argument("--doctor-every", type=int, metavar="N",
+                   help="steps between the doctor's check-ups: per-layer gradient norms "
+                        "(gradients.csv), G's mode or class coverage (coverage.csv) and a "
+                        "one-line warning when something goes wrong; 0: off (default 500); "
+                        "python -m tinygan.doctor RUN reads them")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of bars")
     remedies = p.add_argument_group("remedies for mode collapse")
     remedies.add_argument("--feature-matching", action="store_true",
@@ -182,12 +188,12 @@ def resume_config(args) -> dict:
     refused = [name for name in given(args) if name not in RESUMABLE]
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        kept = ", ".join("--" + name.replace("_", "-") for name in RESUMABLE)
         raise ValueError(f"{flags} cannot change a run in progress (--resume keeps every "
-                         "setting but --steps, --epochs, --sample-every, --eval-every, "
-                         "--checkpoint-every and --no-progress); start a new run instead")
+                         f"setting but {kept}); start a new run instead")
     config = RunFolder(args.resume).read_config()
     set_length(config, args)
-    for name in ("sample_every", "eval_every", "checkpoint_every"):
+    for name in ("sample_every", "eval_every", "checkpoint_every", "doctor_every"):
         if getattr(args, name) is not None:
             config[name] = getattr(args, name)
     return config
