@@ -114,6 +114,22 @@ def test_gradient_norms_are_logged_per_layer_and_change_nothing(tmp_path):
         GradientNorms(watched, every=0)
 
 
+def test_a_checkup_on_images_draws_none_of_the_trainings_random_numbers():
+    """Scoring G's digits builds the feature network (its layers draw initial weights):
+    that happens beside the training's generator, or a process with the doctor (rank 0)
+    and one without (the other ranks) would draw different batches."""
+    dataset = data.load("mnist-10k")
+    config = defaults("vanilla", DataInfo.of(dataset))
+    config.update(variant="vanilla", dataset="mnist-10k", device="cpu", seed=0, steps=1)
+    training = Training(config, dataset)
+    training.fit()
+    checkup = Checkup(training, every=1, warn=lambda line: None)
+    before = tinygan.get_rng_state()
+    checkup(training, {"d_loss": 1.0, "g_loss": 1.0})
+    assert checkup.coverage and checkup.coverage[0]["classes"] == 10  # it did score
+    assert tinygan.get_rng_state() == before
+
+
 # ---------------------------------------------------------------- three real runs
 
 

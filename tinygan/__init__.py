@@ -1,6 +1,6 @@
 """tinygan: a deep-learning engine on NumPy and CuPy, and every classic GAN written out."""
 from . import backend
-from .backend import cuda_is_available
+from .backend import cuda_is_available, fork_rng, get_rng_state, set_rng_state
 from ._tensor import Tensor
 from .autograd import (Function, enable_grad, grad, is_grad_enabled, no_grad,
                        set_grad_enabled)

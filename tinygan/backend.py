@@ -9,6 +9,8 @@ Random numbers come from one generator per device, seeded by `manual_seed`.
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 
 import numpy as np
@@ -149,6 +151,18 @@ def set_rng_state(state: dict) -> None:
     generator("cpu").bit_generator.state = state
     if cuda is not None:
         generator("cuda").set_state(cuda)
+
+
+@contextlib.contextmanager
+def fork_rng():
+    """Inside, random numbers may be drawn; after, every generator is where it was
+    (PyTorch's torch.random.fork_rng): work beside a training run, such as building a
+    network to score its samples, leaves the training's random numbers unchanged."""
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
 
 
 manual_seed(0)

@@ -65,8 +65,8 @@ def _fetch(url: str, dest: Path, md5: str, connect_timeout: float, read_timeout:
                 raise DownloadError(f"{url}: download ended after {received} of {total} bytes")
             if digest.hexdigest() != md5:
                 raise DownloadError(
-                    f"{dest}: MD5 checksum mismatch for {url}: expected {md5}, "
-                    f"got {digest.hexdigest()} (the file was not kept)")
+                    f"{url}: MD5 checksum mismatch, expected {md5}, "
+                    f"got {digest.hexdigest()}, the file was not kept")
 
         atomic_write(dest, write)
 

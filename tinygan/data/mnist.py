@@ -144,7 +144,7 @@ def load_mnist(split: str = "train", root=None, download: bool = True) -> ImageD
         return _load_idx_dataset("mnist", "mnist", split, root, download, MNIST_MIRRORS,
                                  MNIST_MD5, MNIST_CLASSES)
     except DownloadError as e:
-        reason = f"could not be downloaded ({str(e).rsplit(': ', 1)[-1]})"  # the last cause
+        reason = f"could not be downloaded ({str(e).split(': ')[-1]})"  # the last mirror's cause
     except DatasetNotFoundError:
         # Only absence falls back: a corrupt file is an error to fix, not to paper over.
         reason = "is not present and download=False"
