@@ -43,6 +43,13 @@ def _seed():
     np.random.seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _environments_thread_count():
+    """Each test starts on the environment's thread count: a run in an earlier test (its
+    --threads, or a tuner) may have set another."""
+    tinygan.set_num_threads(None)
+
+
 @pytest.fixture
 def data_home(tmp_path, monkeypatch):
     """A private HOME and cache (with an empty tinygan cache folder), no $TINYGAN_DATA and

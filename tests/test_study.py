@@ -15,6 +15,7 @@ import time
 import pytest
 from PIL import Image
 
+import tinygan
 from tinygan import study
 
 
@@ -296,3 +297,21 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has ended; it waits only for its exit status to be read
+
+
+def test_threads_flag_and_auto_give_the_same_runs(tmp_path, monkeypatch):
+    """--threads N or auto (a tuner per run) changes the speed only."""
+    for name in ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tinygan.threads, "cores", lambda: 2)
+    argv = ["mode-collapse", "--seeds", "1", "--steps", "30", "--methods", "vanilla",
+            "--datasets", "ring8", "--workers", "1"]
+    results = []
+    for threads in ("1", "auto"):
+        out = tmp_path / threads
+        assert study.main([*argv, "--threads", threads, "--out", str(out)]) == 0
+        [run] = (out / "runs").glob("*.json")
+        results.append(json.load(open(run))["run"]["samples"])
+    assert results[0] == results[1]
+    with pytest.raises(SystemExit):
+        study.main([*argv, "--threads", "0"])

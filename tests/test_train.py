@@ -656,3 +656,68 @@ def test_the_batch_must_split_into_equal_shares_of_the_processes(monkeypatch):
                                          "the 4 processes: give a multiple of 4"):
         train.check_processes({"batch_size": 6})
     train.check_processes({"batch_size": 8})
+
+
+# ------------------------------------------------------------------------ --threads
+
+@pytest.fixture
+def no_thread_variables(monkeypatch):
+    """No thread count from the environment, and whatever a tuner sets undone after."""
+    for name in ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tinygan.threads, "_chosen", None)
+
+
+def test_threads_auto_is_the_default_its_choice_is_kept_and_reused_on_resume(
+        tmp_path, monkeypatch, capsys, no_thread_variables):
+    monkeypatch.setattr(tinygan.threads, "cores", lambda: 2)  # a trial of 1 and 2 threads
+    common = ["--batch-size", "4", "--no-progress", "--sample-every", "100"]
+    assert train.main(["vanilla", "ring8", "--steps", "12", "--out", str(tmp_path / "run"),
+                       *common]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines()
+            if line.startswith("tinygan: ")]
+    assert len(said) == 1 and "(a step timed 1: " in said[0]  # one line: what it chose
+    saved = json.loads(str(tinygan.load(tmp_path / "run/checkpoints/latest.npz")["threads"]))
+    assert saved["step"] == 12 and saved["threads"] in (1, 2)
+    assert [step for step, _ in saved["schedule"]][:2] == [0, 4]  # the trial: 1 then 2
+    assert set(saved["medians_ms"]) == {"1", "2"}
+    tinygan.set_num_threads(3 - saved["threads"])  # the other count, until the resume
+    assert train.main(["--resume", str(tmp_path / "run"), "--steps", "14",
+                       "--no-progress"]) == 0
+    assert "tinygan: " not in capsys.readouterr().err  # no second trial
+    assert tinygan.get_num_threads() == saved["threads"]
+    resumed = json.loads(str(tinygan.load(tmp_path / "run/checkpoints/latest.npz")["threads"]))
+    assert resumed["step"] == 14 and resumed["schedule"] == saved["schedule"]
+
+
+def test_a_thread_count_from_the_flag_or_the_environment_runs_no_tuner(
+        tmp_path, monkeypatch, capsys, no_thread_variables):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    _small_run(tmp_path / "env")
+    assert tinygan.get_num_threads() == 2
+    _small_run(tmp_path / "flag", "--threads", "1")
+    assert tinygan.get_num_threads() == 1
+    assert "tinygan: " not in capsys.readouterr().err
+    for run in ("env", "flag"):
+        assert "threads" not in tinygan.load(tmp_path / run / "checkpoints/latest.npz")
+    # a resume may change the count: it changes no result
+    assert train.main(["--resume", str(tmp_path / "flag"), "--steps", "3", "--threads", "2",
+                       "--no-progress"]) == 0
+    assert tinygan.get_num_threads() == 2
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            train.main(["vanilla", "ring8", "--threads", bad])
+        assert "argument --threads: expected a whole number of threads (>= 1) or 'auto'" \
+            in capsys.readouterr().err
+
+
+def test_the_same_run_on_one_and_two_threads_is_the_same_bits(tmp_path, no_thread_variables):
+    """The vanilla recipe on the digits at batch 64: its products, BatchNorm, dropout and
+    Adam are split over the threads, and the losses and weights are the same bits."""
+    for n in ("1", "2"):
+        assert train.main(["vanilla", "mnist-10k", "--steps", "3", "--threads", n,
+                           "--sample-every", "100", "--doctor-every", "0", "--no-progress",
+                           "--out", str(tmp_path / n)]) == 0
+    assert loss_rows(tmp_path / "1") == loss_rows(tmp_path / "2")
+    assert_same_checkpoint(tmp_path / "1/checkpoints/latest.npz",
+                           tmp_path / "2/checkpoints/latest.npz")

@@ -23,7 +23,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, backend, distributed, launch
+from . import __version__, backend, distributed, launch, threads
 from .doctor import Checkup
 from .metrics.evaluate import evaluate_gan
 from .plots import save_gif, save_grid, save_losses_plot, save_metric_plot, save_scatter
@@ -59,7 +59,7 @@ class Run:
     """One training run in its folder: the Training, and what is written as it goes."""
 
     def __init__(self, config: dict, folder: str, resume: bool = False, progress: bool = True,
-                 dataset=None):
+                 dataset=None, threads: int | str | None = None):
         self.config, self.folder = config, folder
         self.writes = distributed.get_rank() == 0  # the one writer of the folder
         self.progress = progress and self.writes
@@ -67,6 +67,7 @@ class Run:
         state = self._open(resume)
         try:
             self.training = Training(config, dataset, data_parallel=True)
+            self.tuner = self._thread_tuner(threads)
             self.grid_size, self.grid_labels = self._grid()
             if resume:
                 self._resume(state)
@@ -104,6 +105,18 @@ class Run:
             state = handed[0]
         return state
 
+    def _thread_tuner(self, flag):
+        """A number of threads is set now; "auto" is a ThreadTuner, called after every step
+        (each process tunes its share of the cores). The count changes no result."""
+        setting = threads.setting(flag)
+        if setting != "auto":
+            threads.set_num_threads(setting)
+            return None
+        most = max(1, threads.cores() // self.training.world)
+        say = (lambda line: tqdm.write(line, file=sys.stderr)) if self.writes else (
+            lambda line: None)
+        return threads.ThreadTuner(threads.candidate_counts(most), report=say)
+
     def _grid(self):
         """How many samples a grid shows, and their labels for a conditional G: a row of
         8 per class for images, classes in turn for points."""
@@ -140,6 +153,8 @@ class Run:
             first = str(e).splitlines()[-1].strip()
             raise RunFolderError(f"{self.checkpoint_path} does not fit a "
                                  f"{describe(self.config)} GAN ({first})") from None
+        if self.tuner is not None and "threads" in state:  # the count it chose, at once
+            self.tuner.load_state_dict(json.loads(str(state["threads"])))
         if self.writes:
             self.store.restore_logs(state)
 
@@ -182,7 +197,10 @@ class Run:
         rank (each takes the same averaged step), and so do the random and loader states."""
         self.training.check_finite()
         if self.writes:
-            self.store.save_checkpoint(self.training.state_dict())
+            state = self.training.state_dict()
+            if self.tuner is not None:  # reused on resume; what it timed, for the curious
+                state["threads"] = json.dumps(self.tuner.state_dict())
+            self.store.save_checkpoint(state)
         self._epochs_saved = self.training.epochs_done
 
     # -- pictures
@@ -250,6 +268,8 @@ class Run:
         stop = _StopRequests()
         callbacks = [self.log_losses, self.every_few_steps,
                      lambda t, losses: self._report(bar, losses, start, start_step)]
+        if self.tuner is not None:  # first: it times a step from one call to the next
+            callbacks.insert(0, self.tuner)
         if self.config.get("doctor_every") and self.writes:
             # before every_few_steps: a checkpoint at step N holds step N's rows already
             callbacks.insert(1, Checkup(training, self.store.log, self.config["doctor_every"],

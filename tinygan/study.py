@@ -49,7 +49,7 @@ import time
 
 import numpy as np
 
-from . import distributed, launch
+from . import distributed, launch, threads
 from .data import load as load_data
 from .files import atomic_path
 from .gans import DataInfo, defaults
@@ -136,13 +136,24 @@ def _save_checkpoint(path: str, state: dict) -> None:
     save(state, path)
 
 
-def train_and_score(config: dict, folder: str | None = None, fresh: bool = False) -> dict:
+def train_and_score(config: dict, folder: str | None = None, fresh: bool = False,
+                    threads_setting: int | str | None = None, most_threads: int | None = None
+                    ) -> dict:
     """Train one GAN with tinygan.train's loop, then score 2,500 of its samples.
 
     With a `folder` (the study's runs/), the run is checkpointed every CHECKPOINT_EVERY
     steps and resumes from the checkpoint of the same settings there (unless `fresh`);
-    the finished run is written there too, and its checkpoint removed.
+    the finished run is written there too, and its checkpoint removed. It computes on
+    `threads_setting` threads (a number, or "auto": a ThreadTuner over 1, 2, 4, ... up
+    to `most_threads`, default the cores); the count changes no result.
     """
+    tuner = None
+    setting = threads.setting(threads_setting)
+    if setting == "auto":
+        tuner = threads.ThreadTuner(threads.candidate_counts(most_threads),
+                                    report=lambda line: None)
+    else:
+        threads.set_num_threads(setting)
     start = time.perf_counter()
     training = Training(config)
     dataset = training.dataset
@@ -182,7 +193,8 @@ def train_and_score(config: dict, folder: str | None = None, fresh: bool = False
 
     diverged = None
     try:
-        training.fit([log_scores, save_checkpoint])
+        training.fit([tuner, log_scores, save_checkpoint] if tuner else
+                     [log_scores, save_checkpoint])
     except TrainingDiverged:  # a diverged run is a result too: its samples score 0 modes
         diverged = training.step
     seconds = elapsed()
@@ -220,8 +232,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _indexed(job):
-    i, config, folder, fresh = job
-    return i, train_and_score(config, folder, fresh)
+    i, config, folder, fresh, setting, most = job
+    return i, train_and_score(config, folder, fresh, setting, most)
 
 
 # ------------------------------------------------------------------------ the study
@@ -230,12 +242,15 @@ def _indexed(job):
 def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                   workers: int = 2, lr: float | None = None, lr_decay: str | None = None,
                   batch_size: int | None = None, log_every: int | None = None,
-                  log=print, fresh: bool = False) -> dict:
+                  log=print, fresh: bool = False, threads_setting: int | str | None = None
+                  ) -> dict:
     """Train every (method, dataset, seed), write results.json/.md and the figures.
 
     Runs finished before in `out`/runs with the same settings are read back (unless
     `fresh`), and runs in progress there resume from their checkpoints. Under a process
     group the ranks are the workers, and rank 0 writes the results (the others get None).
+    Each run computes on `threads_setting` threads, or with "auto" (the default unless
+    the environment gives a number) tunes its count up to its share of the cores.
     """
     for m in methods:
         if m not in METHODS:
@@ -260,9 +275,11 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
     # longest first, so that the workers (or ranks) end together
     order = sorted((i for i in range(len(configs)) if runs[i] is None),
                    key=lambda i: -_cost(configs[i]))
+    parallel = world if world > 1 else min(workers, len(order)) if len(order) > 1 else 1
+    setting, most = threads.setting(threads_setting), max(1, threads.cores() // parallel)
     if world > 1:  # dealt round the ranks, longest first; each rank's runs come back to all
         for i in order[rank::world]:
-            runs[i] = train_and_score(configs[i], folder, fresh)
+            runs[i] = train_and_score(configs[i], folder, fresh, setting, most)
             log(run_line(runs[i], time.perf_counter() - start))
         shares = [None] * world
         distributed.all_gather_object(shares, {i: runs[i] for i in order[rank::world]})
@@ -280,7 +297,7 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
             context = multiprocessing.get_context("spawn")
             with context.Pool(min(workers, len(order)), initializer=_die_with_parent,
                               initargs=(os.getpid(),)) as pool:
-                jobs = [(i, configs[i], folder, fresh) for i in order]
+                jobs = [(i, configs[i], folder, fresh, setting, most) for i in order]
                 for i, run in pool.imap_unordered(_indexed, jobs):
                     runs[i] = run
                     log(run_line(run, time.perf_counter() - start))
@@ -291,7 +308,7 @@ def mode_collapse(methods, datasets, seeds: int, steps: int | None, out: str,
                 os.environ["OPENBLAS_NUM_THREADS"] = saved
     else:
         for i in order:
-            runs[i] = train_and_score(configs[i], folder, fresh)
+            runs[i] = train_and_score(configs[i], folder, fresh, setting, most)
             log(run_line(runs[i], time.perf_counter() - start))
     wall = time.perf_counter() - start
 
@@ -366,10 +383,22 @@ def parser() -> argparse.ArgumentParser:
     mc.add_argument("--fresh", action="store_true",
                     help="train every run anew, ignoring finished runs and checkpoints in "
                     "OUT/runs (default: reuse those of the same settings)")
+    mc.add_argument("--threads", type=_threads_flag, default=None, metavar="N|auto",
+                    help="threads each run computes on; auto (the default unless "
+                    "$TINYGAN_NUM_THREADS, $OMP_NUM_THREADS or $OPENBLAS_NUM_THREADS gives a "
+                    "number) times 1, 2, 4, ... up to each worker's share of the cores and "
+                    "keeps the fastest. The results are the same bits on any count")
     mc.add_argument("--workers", type=int, default=None,
                     help="parallel processes (default 2; 2 at most is sensible on a small "
                     "machine); under mpiexec the processes it started are the workers")
     return p
+
+
+def _threads_flag(text: str) -> int | str:
+    try:
+        return threads.thread_count(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv=None) -> int:
@@ -395,7 +424,7 @@ def _main(args) -> int:
         result = mode_collapse(args.methods, args.datasets, args.seeds, args.steps, args.out,
                                workers=args.workers or 2, lr=args.lr, lr_decay=args.lr_decay,
                                batch_size=args.batch_size, log_every=args.log_every,
-                               fresh=args.fresh)
+                               fresh=args.fresh, threads_setting=args.threads)
     except ValueError as e:  # a damaged file in OUT/runs (CheckpointError is one too)
         if leader:  # every rank read the same file
             print(f"error: {e}", file=sys.stderr)

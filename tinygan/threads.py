@@ -75,6 +75,17 @@ def _from_environment() -> int:
     return cores()
 
 
+def setting(flag: int | str | None = None) -> int | str:
+    """What a command computes on: its --threads flag if given, else the environment's
+    number, else "auto" (no variable set, or TINYGAN_NUM_THREADS=auto)."""
+    if flag is not None:
+        return thread_count(str(flag))
+    for name in _VARIABLES:
+        if os.environ.get(name, "").strip():
+            return "auto" if os.environ[name].strip().lower() == "auto" else _from_environment()
+    return "auto"
+
+
 def get_num_threads() -> int:
     """The threads tinygan splits its work over (asked before every split, so it is cheap)."""
     if _blas_pid != os.getpid():
