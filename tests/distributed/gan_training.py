@@ -4,7 +4,8 @@ Every rank first trains the one-process reference itself (Training, alone: the s
 seed gives every rank the same one), then the same config data-parallel, and compares:
 weights to float32 rounding, and the same bits on every rank. Variants and remedies that
 touch the whole batch are here: SyncBatchNorm in DCGAN's G, dropout in its D, packing,
-feature matching (D's features gathered), WGAN's clipping and RMSprop, cgan's labels.
+feature matching (D's features gathered), WGAN's clipping and RMSprop, WGAN-GP's penalty (its e drawn for the global batch), cgan's
+labels (and its feature matching).
 Then evaluate_gan split over the ranks against the same scores computed alone.
 """
 import numpy as np
@@ -25,7 +26,9 @@ CASES = [  # (variant, dataset, settings, steps)
     ("vanilla", "ring8", {"feature_matching": True}, 4),
     ("vanilla", "ring8", {"pack": 2}, 4),
     ("wgan", "ring8", {"n_critic": 2}, 3),
+    ("wgan-gp", "ring8", {"n_critic": 2}, 3),
     ("cgan", "ring8", {}, 3),
+    ("cgan", "ring8", {"feature_matching": True}, 3),
     ("dcgan", "mnist-10k", {}, 3),
 ]
 

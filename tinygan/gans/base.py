@@ -136,10 +136,14 @@ class GAN:
         wrapper, which has no gradient of D's to average here."""
         if self.world == 1:
             with frozen(self.D):
-                return self.D.features(self.packed(x))
+                return self.features_of(self.D, x, labels)
         with distributed.global_batch(), frozen(self.D):  # dropout: the global batch's rows
-            features = unwrap(self.D).features(self.packed(x))
+            features = self.features_of(unwrap(self.D), x, labels)
         return all_gather_rows(features)
+
+    def features_of(self, D, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The features of D (the network, or the replica inside its wrapper) for x."""
+        return D.features(self.packed(x))
 
     def critic_generator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """-mean D(G(z)) (WGAN, WGAN-GP, SAGAN), or feature matching when asked for."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import functional as F
 from .. import nn
 from ..creation import ones_like
-from .base import update
+from .base import frozen, update
 from .nets import (DCGAN_D_BATCHNORM, dcgan_discriminator, dcgan_generator, init_dcgan_,
                    points_discriminator, points_generator)
 from .remedies import feature_matching_loss
@@ -114,8 +114,9 @@ class ConditionalGAN(VanillaGAN):
     def discriminate(self, x, labels=None):
         return self.D(x, labels)
 
-    def d_features(self, x, labels=None):
-        return self.D.features(x, labels)
+    def features_of(self, D, x, labels=None):
+        return D.features(x, labels)
+
 
     def step(self, next_batch) -> dict:
         cfg = self.config
@@ -132,10 +133,11 @@ class ConditionalGAN(VanillaGAN):
         # 2. generator: make D call (G(z, y), y) real
         fake = self.G(self.sample_z(n), labels)
         if cfg.get("feature_matching"):
-            loss_g = feature_matching_loss(self.D.features(real, labels).detach(),
-                                           self.D.features(fake, labels))
+            loss_g = feature_matching_loss(self.d_features(real, labels).detach(),
+                                           self.d_features(fake, labels))
         else:
-            logits = self.D(fake, labels)
+            with frozen(self.D):
+                logits = self.D(fake, labels)
             loss_g = F.binary_cross_entropy_with_logits(logits, ones_like(logits))
         update(self.opt_g, loss_g)
         return {"d_loss": loss_d.item(), "g_loss": loss_g.item()}

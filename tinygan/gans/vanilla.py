@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..creation import ones_like, zeros_like
-from .base import GAN, update
+from .base import GAN, frozen, update
 from .nets import mlp_discriminator, mlp_generator, points_discriminator, points_generator
 from .remedies import feature_matching_loss, real_target
 
@@ -85,7 +85,8 @@ class VanillaGAN(GAN):
         if self.config.get("feature_matching"):
             return feature_matching_loss(self.d_features(real, labels).detach(),
                                          self.d_features(fake, labels))
-        logits = self.discriminate(fake, labels)
+        with frozen(self.D):  # G's loss: no weight gradients of D's recorded
+            logits = self.discriminate(fake, labels)
         if self.config.get("minimax"):
             # minimise log(1 - D(G(z))) = -BCE(logits, 0)
             return -F.binary_cross_entropy_with_logits(logits, zeros_like(logits))

@@ -24,10 +24,12 @@ def defaults(info) -> dict:
     return d
 
 
-def gradient_penalty(critic, real, fake, pack=lambda x: x):
-    """mean over samples of (||d critic(x_hat) / d x_hat||_2 - 1)^2, norm over C x H x W."""
+def gradient_penalty(critic, real, fake, pack=lambda x: x, e=None):
+    """mean over samples of (||d critic(x_hat) / d x_hat||_2 - 1)^2, norm over C x H x W,
+    at x_hat = e real + (1 - e) fake, e ~ U(0, 1) per sample (drawn here unless given)."""
     n = real.shape[0]
-    e = rand(*((n,) + (1,) * (real.ndim - 1)), dtype=real.dtype, device=real.device)
+    if e is None:
+        e = rand(*((n,) + (1,) * (real.ndim - 1)), dtype=real.dtype, device=real.device)
     x_hat = (e * real + (1.0 - e) * fake).detach().requires_grad_()
     scores = critic(pack(x_hat))
     g, = grad(scores.sum(), x_hat, create_graph=True)
@@ -53,13 +55,21 @@ class WGANGP(GAN):
         init_dcgan_(G)  # the critic keeps its layers' default initialisation
         return G, D
 
+    def sample_mixing(self, real):
+        """The penalty's e ~ U(0, 1), one per sample: with data parallelism this rank's
+        rows of the e drawn for the global batch, as for z."""
+        n = real.shape[0]
+        return self._share_of(rand(n * self.world, *(1,) * (real.ndim - 1), dtype=real.dtype,
+                                   device=real.device))
+
     def step(self, next_batch) -> dict:
         cfg = self.config
         for _ in range(int(cfg["n_critic"])):
             real, labels = next_batch()
             fake = self.G(self.sample_z(real.shape[0])).detach()
             wasserstein = self.discriminate(real).mean() - self.discriminate(fake).mean()
-            penalty = gradient_penalty(self.D, real, fake, self.packed)
+            penalty = gradient_penalty(self.D, real, fake, self.packed,
+                                       self.sample_mixing(real))
             loss_d = -wasserstein + cfg["gp_lambda"] * penalty
             update(self.opt_d, loss_d)
 
