@@ -721,3 +721,16 @@ def test_the_same_run_on_one_and_two_threads_is_the_same_bits(tmp_path, no_threa
     assert loss_rows(tmp_path / "1") == loss_rows(tmp_path / "2")
     assert_same_checkpoint(tmp_path / "1/checkpoints/latest.npz",
                            tmp_path / "2/checkpoints/latest.npz")
+
+
+def test_scores_along_the_way_change_nothing_in_the_training(tmp_path, monkeypatch):
+    """--eval-every builds the feature network (its layers draw initial weights) beside the
+    training's random numbers: the run trains as one without it."""
+    from tinygan.metrics import evaluate
+    monkeypatch.setattr(evaluate, "DEFAULT_SAMPLES", 256)  # scores of 256 samples suffice
+    common = ["vanilla", "mnist-10k", "--steps", "3", "--batch-size", "4", "--sample-every",
+              "100", "--doctor-every", "0", "--no-progress"]
+    assert train.main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert train.main([*common, "--eval-every", "1", "--out", str(tmp_path / "scored")]) == 0
+    assert os.path.exists(tmp_path / "scored/metrics.csv")
+    assert loss_rows(tmp_path / "plain") == loss_rows(tmp_path / "scored")
