@@ -270,13 +270,27 @@ def test_data_missing_on_one_rank_stops_every_rank_and_rank_0_alone_writes(tmp_p
 def test_a_rank_failing_mid_run_ends_the_job_with_its_error(tmp_path):
     argv = ["dcgan", "mnist-10k", "--batch-size", "4", "--steps", "50", "--no-progress",
             "--out", "run"]
-    # rank 1's environment is broken: its first big optimiser update (tinygan.parallel
-    # reads the thread count there) raises, after rank 0 went on into step 1
-    failed = run_command(mpiexec(TRAIN + argv, ["env", "TINYGAN_NUM_THREADS=many",
-                                                *TRAIN, *argv], n=1), tmp_path, timeout=60)
+    # rank 1's optimiser breaks at its third update (step 2's), after rank 0 went on
+    failed = run_command(mpiexec(TRAIN + argv, ["python", "-c", FAILS_AT_ITS_THIRD_UPDATE,
+                                                *argv], n=1), tmp_path, timeout=60)
     assert failed.returncode != 0
-    assert "ValueError: TINYGAN_NUM_THREADS='many'" in failed.stdout, failed.stdout
+    assert "ValueError: rank 1's third optimiser update fails" in failed.stdout, failed.stdout
     assert "rank 1 of 2 failed; stopping every rank" in failed.stdout
+
+
+FAILS_AT_ITS_THIRD_UPDATE = """
+import sys
+from tinygan import train
+from tinygan.optim.optimizer import Optimizer
+step, updates = Optimizer.step, []
+def failing(self, *args, **kwargs):
+    updates.append(1)
+    if len(updates) == 3:
+        raise ValueError("rank 1's third optimiser update fails")
+    return step(self, *args, **kwargs)
+Optimizer.step = failing
+sys.exit(train.main(sys.argv[1:]))
+"""
 
 
 @needs_mpi
@@ -658,8 +672,8 @@ def test_evaluation_shares_of_samples_are_the_rows_of_all_samples():
 
 
 def test_update_gives_gradients_to_the_optimisers_parameters_only():
-    """G's update backpropagates through D, whose weights keep the .grad they had (they
-    are D's update's business), and G's gradients are those of a plain backward."""
+    """G's loss goes through D with D's weights held fixed: D's .grad stays as it was
+    (D's update's business), and G's gradients are those of a plain backward."""
     gan, twin = _gan(), _gan()
     z = tinygan.randn(6, gan.z_dim)
     for net in (gan.D, twin.D):
@@ -669,9 +683,10 @@ def test_update_gives_gradients_to_the_optimisers_parameters_only():
     twin.opt_g.zero_grad()
     twin.generator_loss(None, twin.G(z)).backward()
     twin.opt_g.step()
-    assert all(p.grad is None and p.requires_grad for p in gan.D.parameters())
-    assert all(p.grad is not None for p in twin.D.parameters())
+    for net in (gan.D, twin.D):
+        assert all(p.grad is None and p.requires_grad for p in net.parameters())
     for p, q in zip(gan.G.parameters(), twin.G.parameters()):
+        assert p.grad is not None
         assert np.array_equal(p.grad.numpy(), q.grad.numpy())
         assert np.array_equal(p.detach().numpy(), q.detach().numpy())
 
@@ -687,8 +702,18 @@ def test_what_cannot_split_over_processes_is_refused(monkeypatch, settings, mess
         gan.data_parallel()
 
 
-def test_cgan_feature_matching_is_refused_on_several_processes(monkeypatch):
+def test_features_read_another_way_are_refused_on_several_processes(monkeypatch):
+    """Feature matching takes the global batch's features through GAN.d_features (cgan's
+    too: tests/distributed/gan_training.py); a variant reading them its own way would
+    match each rank's share only, and is refused."""
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
-    gan = _gan("cgan", "ring8", feature_matching=True)
-    with pytest.raises(ValueError, match="cgan: --feature-matching reads D's features"):
+    gan = _gan("vanilla", "ring8", feature_matching=True)
+
+    class OwnFeatures(type(gan)):
+        def d_features(self, x, labels=None):
+            return self.D.features(x)
+    gan.__class__ = OwnFeatures
+    with pytest.raises(ValueError, match="vanilla: --feature-matching reads D's features"):
         gan.data_parallel()
+
+

@@ -180,11 +180,17 @@ def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None,
     centred = x.data - mu.reshape(_channel_shape(x))
     centred *= centred
     var = sum_axes(centred, axes) / x.dtype.type(m)  # two passes, as var() does
+    update_running_stats(rm, rv, mu, var, m, momentum)
+    inputs = [x] + [a for a in (weight, bias) if a is not None]
+    return BatchNorm(mu, var, eps)(*inputs)
+
+
+def update_running_stats(rm, rv, mu, var, m: int, momentum: float) -> None:
+    """running = (1 - momentum) running + momentum batch, in place; the running variance
+    takes the unbiased batch variance, var m / (m - 1), as PyTorch's does."""
     if rm is not None:
         rm *= 1 - momentum
         rm += momentum * mu.astype(rm.dtype, copy=False)
     if rv is not None:
         rv *= 1 - momentum
         rv += momentum * (var * (m / (m - 1))).astype(rv.dtype, copy=False)
-    inputs = [x] + [a for a in (weight, bias) if a is not None]
-    return BatchNorm(mu, var, eps)(*inputs)

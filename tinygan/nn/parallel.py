@@ -23,7 +23,8 @@ import numpy as np
 from .. import backend, distributed
 from .._tensor import Tensor
 from ..autograd import Function, is_grad_enabled
-from ..functional.norm import BatchNorm, _channel_shape, _input_grad, _stat_axes
+from ..functional.norm import (BatchNorm, _channel_shape, _input_grad, _stat_axes,
+                              update_running_stats)
 from ..functional.reduce import sum
 from ..functional.shape import reshape
 from ..kernels.reduce import sum_axes
@@ -359,12 +360,7 @@ def sync_batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None
     var = (squares / m).astype(x.dtype)
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
-    if rm is not None:
-        rm *= 1 - momentum
-        rm += momentum * mu.astype(rm.dtype, copy=False)
-    if rv is not None:
-        rv *= 1 - momentum
-        rv += momentum * (var * (m / (m - 1))).astype(rv.dtype, copy=False)
+    update_running_stats(rm, rv, mu, var, m, momentum)
     inputs = [x] + [a for a in (weight, bias) if a is not None]
     return SyncBatchNormFunction(mu, var, eps, m)(*inputs)
 
