@@ -27,12 +27,15 @@ POINT_LABEL_FEATURES = 8
 
 def defaults(info) -> dict:
     """DCGAN's settings for images (its networks are DCGAN's), the vanilla GAN's for 2D
-    points (PacGAN's networks), with a label embedding of 50 for G."""
+    points (PacGAN's networks). G's label embedding: as many numbers as classes for
+    images (PyTorch-GAN's implementations/cgan/cgan.py; with 50, G ignored z within each
+    class from the first 200 steps on the MNIST sample, one image per class, while with
+    10 its samples of one class still differed at 400: benchmarks/gallery), 50 for points."""
     if not info.num_classes:
         raise ValueError("cgan needs labelled data (mnist, fashion-mnist, cifar10, flowers, "
                          "ring8, grid25, or a folder: with one sub-folder per class)")
     d = vanilla_defaults(info) if info.kind == "points" else dcgan_defaults(info)
-    d.update(embed_dim=50, projection=False)
+    d.update(embed_dim=50 if info.kind == "points" else info.num_classes, projection=False)
     return d
 
 
