@@ -41,8 +41,8 @@ ENTRIES = {
     "wgan-gp-fashion-mnist": ["wgan-gp", "fashion-mnist", "--steps", "400"],
     "wgan-mnist": ["wgan", "mnist-10k", "--steps", "500"],
     "wgan-fashion-mnist": ["wgan", "fashion-mnist", "--steps", "500"],
-    "sagan-mnist": ["sagan", "mnist-10k", "--steps", "1000"],
-    "sagan-fashion-mnist": ["sagan", "fashion-mnist", "--steps", "1000"],
+    "sagan-mnist": ["sagan", "mnist-10k", "--steps", "500"],
+    "sagan-fashion-mnist": ["sagan", "fashion-mnist", "--steps", "500"],
 }
 
 
