@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend
 from .gradients import GradientNorms
 from .metrics.features import FeatureNetworkError, feature_network
 
@@ -357,8 +356,7 @@ class Checkup:
         self.gradients(training, losses)
         if not self.gradients.due(training.step):
             return
-        with backend.fork_rng():  # the feature network's construction draws weights
-            shares = coverage_shares(training.gan, training.dataset)
+        shares = coverage_shares(training.gan, training.dataset)
         if shares is not None:
             unit = "modes" if training.gan.info.kind == "points" else "classes"
             row = {"step": training.step, f"effective_{unit}": effective_modes(shares),

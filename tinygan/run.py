@@ -220,8 +220,7 @@ class Run:
     def evaluate(self) -> None:
         """Score G now (FID & co. for images, mode coverage for 2D); append to metrics.csv.
         Every rank scores its share of the samples (evaluate_gan gathers them)."""
-        with backend.fork_rng():  # a run with --eval-every trains as one without
-            scores = evaluate_gan(self.gan, self.dataset, self.config)
+        scores = evaluate_gan(self.gan, self.dataset, self.config)
         if not self.writes:
             return
         self.store.log("metrics.csv", ["step", *scores], [self.step, *scores.values()])

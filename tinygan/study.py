@@ -383,7 +383,7 @@ def parser() -> argparse.ArgumentParser:
     mc.add_argument("--fresh", action="store_true",
                     help="train every run anew, ignoring finished runs and checkpoints in "
                     "OUT/runs (default: reuse those of the same settings)")
-    mc.add_argument("--threads", type=_threads_flag, default=None, metavar="N|auto",
+    mc.add_argument("--threads", type=threads.thread_flag, default=None, metavar="N|auto",
                     help="threads each run computes on; auto (the default unless "
                     "$TINYGAN_NUM_THREADS, $OMP_NUM_THREADS or $OPENBLAS_NUM_THREADS gives a "
                     "number) times 1, 2, 4, ... up to each worker's share of the cores and "
@@ -392,13 +392,6 @@ def parser() -> argparse.ArgumentParser:
                     help="parallel processes (default 2; 2 at most is sensible on a small "
                     "machine); under mpiexec the processes it started are the workers")
     return p
-
-
-def _threads_flag(text: str) -> int | str:
-    try:
-        return threads.thread_count(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv=None) -> int:

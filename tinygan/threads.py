@@ -28,6 +28,7 @@ which is why it is held at one.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import statistics
@@ -56,6 +57,14 @@ def thread_count(text: str) -> int | str:
     if text == "auto" or text.isdigit() and int(text) >= 1:
         return text if text == "auto" else int(text)
     raise ValueError(f"expected a whole number of threads (>= 1) or 'auto', got {text!r}")
+
+
+def thread_flag(text: str) -> int | str:
+    """thread_count as an argparse type: --threads N|auto."""
+    try:
+        return thread_count(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _from_environment() -> int:

@@ -96,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
                         "(gradients.csv), G's mode or class coverage (coverage.csv) and a "
                         "one-line warning when something goes wrong; 0: off (default 500); "
                         "python -m tinygan.doctor RUN reads them")
-    p.add_argument("--threads", type=_threads_flag, metavar="N|auto",
+    p.add_argument("--threads", type=threads.thread_flag, metavar="N|auto",
                    help="threads to compute on (BLAS and tinygan's own, one pool). auto, the "
                         "default unless $TINYGAN_NUM_THREADS, $OMP_NUM_THREADS or "
                         "$OPENBLAS_NUM_THREADS gives a number: time the first steps at 1, "
@@ -118,13 +118,6 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--projection", action="store_true",
                          help="cgan: projection discriminator (Miyato & Koyama 2018)")
     return p
-
-
-def _threads_flag(text: str) -> int | str:
-    try:
-        return threads.thread_count(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def check_arguments(args) -> None:

@@ -341,7 +341,8 @@ def feature_network(dataset: str, device: str = "cpu", train_if_missing: bool = 
                     root=None, log=print) -> FeatureNetwork:
     """The feature network for `dataset`: shipped, cached, or (CIFAR-10) trained now and cached.
 
-    Loaded once per process and device.
+    Loaded once per process and device, beside the caller's random numbers: building
+    (or training) it draws none of them, so scoring a GAN as it trains changes nothing.
     """
     if dataset not in NETWORKS:
         raise FeatureNetworkError(
@@ -359,8 +360,10 @@ def feature_network(dataset: str, device: str = "cpu", train_if_missing: bool = 
                 f"python -m tinygan.metrics.features train {dataset}")
         log(f"no feature network for {dataset} yet: training one on your copy "
             f"(once; cached at {path})")
-        train_for_dataset(dataset, out=path, root=root, log=log)
-    network = load_network(path, device)
+        with backend.fork_rng():
+            train_for_dataset(dataset, out=path, root=root, log=log)
+    with backend.fork_rng():  # its layers draw initial weights before the saved ones load
+        network = load_network(path, device)
     _LOADED[key] = network
     return network
 
