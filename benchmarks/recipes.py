@@ -68,7 +68,7 @@ CANDIDATES = {
         about="both: BatchNorm1d in G's hidden layers, Dropout(0.3) in D's"),
     "dcgan-paper": dict(
         variant="dcgan", settings=dict(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
-        scores_at=(1500, 3000, 4500, 6000),
+        scores_at=(1500, 3000, 5000),
         about="TensorFlow's DCGAN tutorial's networks (dcgan-mnist) with Radford et al. "
               "2016's Adam(2e-4, beta1 0.5), batch 64"),
     "dcgan-tf-tutorial": dict(

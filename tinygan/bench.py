@@ -12,7 +12,10 @@ torch.set_num_threads). `--threads auto`, the default, is what a training run do
 without a flag: tinygan's ThreadTuner picks the count in the untimed warm-up steps
 (made long enough for its trial) and keeps checking; PyTorch gets its own default, every
 core. `--busy-core` times tinygan at 1 thread, 2 threads and auto while another process
-keeps one core busy. Peak memory is measured the same way for both:
+keeps one core busy. `--cuda-graph` runs tinygan's step as a CUDA graph (cuda/graphs.py:
+captured after the warm-up, replayed once per step; PyTorch stays eager), or eagerly with
+the reason in "cuda_graph" where the step cannot be captured; the graph's private memory
+pool counts in its peak. Peak memory is measured the same way for both:
 
 - cpu: the peak resident set size during the steps (VmHWM, reset through
   /proc/self/clear_refs just before the first step) minus the resident set size before it;
@@ -38,6 +41,7 @@ import time
 from . import bench_distributed
 from . import threads as tinygan_threads
 from .bench_models import WORKLOADS, build, tinygan_framework, torch_framework, train_step
+from .cuda.graphs import GraphedStep
 
 SCALING_BATCHES = (16, 32, 64, 128, 256)
 FRAMEWORKS = ("tinygan", "torch")
@@ -204,13 +208,15 @@ def _torch_flops(setup) -> float | None:
 
 
 def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, warmup: int = 2,
-        framework: str = "tinygan", threads: int | str | None = None, seed: int = 0) -> dict:
+        framework: str = "tinygan", threads: int | str | None = None, seed: int = 0,
+        cuda_graph: bool = False) -> dict:
     """Time `steps` training steps of a workload in this process, after `warmup` steps.
 
     With threads "auto" tinygan's ThreadTuner runs after every step, as in training, and
     the warm-up lasts at least its first trial. Returns {"workload", "device", "batch",
     "framework", "ms_per_step" (median), "ms_per_sample", "ms_min", "ms_max", "steps",
-    "warmup", "threads", "peak_mb", "loss_d", "loss_g", ...}.
+    "warmup", "threads", "peak_mb", "loss_d", "loss_g", ...}; with `cuda_graph` (tinygan on
+    cuda) also "cuda_graph": "replayed", or why the step ran eagerly.
     """
     if steps < 1 or warmup < 0 or batch < 2:
         raise ValueError(f"bench: need steps >= 1, warmup >= 0 and batch >= 2, got steps "
@@ -225,6 +231,15 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
 
     def step():
         return train_step(setup)
+
+    graphed = None
+    if cuda_graph:
+        if framework != "tinygan" or device != "cuda":
+            raise ValueError("bench: --cuda-graph is for tinygan on --device cuda")
+        # the real batch is the same every step here, so the graph has no inputs to refresh
+        graphed = GraphedStep(step, [], warmup=min(warmup, 3),
+                              report=lambda line: print(line, file=sys.stderr))
+        step = graphed
 
     meter = _memory_meter(framework, device)
     meter.start()
@@ -253,6 +268,11 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
     }
     if tuner is not None:
         result["threads_auto"] = tuner.state_dict()
+    if graphed is not None:
+        result["cuda_graph"] = "replayed" if graphed.graph is not None else graphed.fallback
+        if graphed.graph is not None:  # what the replays use lives in the graph's own pool
+            result["peak_mb"] = round(result["peak_mb"]
+                                      + graphed.graph.pool.total_bytes() / MB, 1)
     if framework == "torch" and device == "cpu":
         flops = _torch_flops(setup)
         if flops is not None:
@@ -280,7 +300,8 @@ def torch_available() -> bool:
 
 
 def run_isolated(framework: str, workload: str, device: str, batch: int, steps: int,
-                 warmup: int, threads: int | str, seed: int = 0) -> dict:
+                 warmup: int, threads: int | str, seed: int = 0,
+                 cuda_graph: bool = False) -> dict:
     """`run` in a fresh Python process with `threads` threads (or "auto")."""
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     if threads != AUTO:
@@ -288,6 +309,8 @@ def run_isolated(framework: str, workload: str, device: str, batch: int, steps: 
     command = [sys.executable, "-m", "tinygan.bench", workload, "--only", framework, "--json",
                "--device", device, "--batch", str(batch), "--steps", str(steps),
                "--warmup", str(warmup), "--threads", str(threads), "--seed", str(seed)]
+    if cuda_graph:
+        command.append("--cuda-graph")
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -297,20 +320,22 @@ def run_isolated(framework: str, workload: str, device: str, batch: int, steps: 
 
 
 def measure(workload: str, device: str, batch: int, steps: int, warmup: int,
-            threads: int | str, compare: bool, seed: int = 0, rounds: int = 1) -> dict:
+            threads: int | str, compare: bool, seed: int = 0, rounds: int = 1,
+            cuda_graph: bool = False) -> dict:
     """tinygan's numbers, and torch's with their ratio when `compare`: the two libraries
     alternate `rounds` times and times and peaks are medians over the rounds; one dict."""
     runs = {"tinygan": [], "torch": []}
     for _ in range(rounds):
         for framework in FRAMEWORKS if compare else ("tinygan",):
             runs[framework].append(run_isolated(framework, workload, device, batch, steps,
-                                                warmup, threads, seed))
+                                                warmup, threads, seed,
+                                                cuda_graph and framework == "tinygan"))
     ours = _medians(runs["tinygan"])
     result = {key: ours[key] for key in ("workload", "device", "batch", "ms_per_step",
                                          "peak_mb", "ms_per_sample", "ms_min", "ms_max",
                                          "cpu_ms_per_step", "steps", "warmup", "threads",
                                          "traced_peak_mb", "loss_d", "loss_g", "peak_note",
-                                         "threads_auto") if key in ours}
+                                         "threads_auto", "cuda_graph") if key in ours}
     if compare:
         theirs = _medians(runs["torch"])
         result.update(torch_ms_per_step=theirs["ms_per_step"], torch_peak_mb=theirs["peak_mb"],
@@ -390,6 +415,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scaling", action="store_true",
                         help=f"run batches {', '.join(map(str, SCALING_BATCHES))}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="tinygan's step as one CUDA graph (--device cuda; PyTorch stays "
+                             "eager); eager, with the reason, where it cannot be captured")
     parser.add_argument("--only", choices=FRAMEWORKS,
                         help="run one library in this process (no child process); what "
                              "each child runs, and what to put under a profiler")
@@ -411,7 +439,7 @@ def main(argv=None) -> int:
         for workload in workloads:
             for batch in batches:
                 r = run(workload, args.device, batch, args.steps, args.warmup, args.only,
-                        args.threads, args.seed)
+                        args.threads, args.seed, args.cuda_graph and args.only == "tinygan")
                 print(json.dumps(r) if args.json else
                       f"{workload} {args.only} {args.device} batch {batch}: "
                       f"{r['ms_per_step']:.1f} ms/step, peak {_mb(r['peak_mb']).strip()}",
@@ -436,7 +464,7 @@ def main(argv=None) -> int:
         for batch in batches:
             try:
                 r = measure(workload, args.device, batch, args.steps, args.warmup,
-                            args.threads, compare, args.seed, args.rounds)
+                            args.threads, compare, args.seed, args.rounds, args.cuda_graph)
             except RuntimeError as e:
                 failed = True
                 r = {"workload": workload, "device": args.device, "batch": batch,
