@@ -57,7 +57,7 @@ class FakeCupy:
         Stream.null = Stream()
         self.cuda = type("cuda", (), dict(
             Stream=Stream, MemoryPool=MemoryPool, Device=Device,
-            get_allocator=lambda: fake.allocator,
+            get_allocator=lambda: fake.allocator, get_current_stream=lambda: Stream.null,
             set_allocator=lambda allocator: setattr(fake, "allocator", allocator)))
 
     def launch(self, kernel):

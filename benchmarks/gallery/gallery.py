@@ -114,7 +114,10 @@ def _finished(folder: str, config: dict) -> bool:
 
 
 def _steps(folder: str) -> int:
-    """The steps the run trained (its last grid's, drawn at the end)."""
+    """The steps the run trained (its last grid's, drawn at the end; where the grids are
+    not at hand, the length it was given)."""
+    if not os.path.isdir(os.path.join(folder, "samples")):
+        return _read_json(os.path.join(folder, "config.json"))["steps"]
     return int(os.path.basename(_last_grid(folder))[len("step_"):-len(".png")])
 
 
@@ -176,7 +179,13 @@ def write_readme() -> None:
              "0.24 (fashion-mnist). Times: training only, on a 2-core machine shared with "
              "other jobs, one thread (OPENBLAS_NUM_THREADS=OMP_NUM_THREADS="
              "TINYGAN_NUM_THREADS=1): wall time is what the run took there, CPU time is "
-             "about what it would take alone on one quiet core.", "",
+             "about what it would take alone on one quiet core. Rows whose command has "
+             "`--device cuda` trained at the variant's default length on a GPU machine "
+             "(one NVIDIA H200, 16 cores; four runs at a time on the one GPU, "
+             "`benchmarks/gpu_session.sh` and `gpu_session2.sh`) and were scored there; "
+             "their times are that machine's. On one CPU core those defaults take "
+             "about an hour each (wgan 2,000 steps, wgan-gp 1,600, sagan 3,000, cgan "
+             "5,000: see the README's GAN zoo).", "",
              markdown(entries)]
     for e in entries:
         lines += [f"### {e['variant']}, {e['dataset']}", "",

@@ -56,7 +56,9 @@ class CUDAGraph:
             self.cp.cuda.Stream.null.use()
 
     def replay(self) -> None:
-        self.graph.launch(stream=self.stream)
+        # on the caller's stream, after the copies into the static inputs and before
+        # whatever reads the outputs (the capture stream is ordered with neither)
+        self.graph.launch(stream=self.cp.cuda.get_current_stream())
 
 
 class GraphedStep:
