@@ -39,7 +39,6 @@ ENTRIES = {
     "cgan-fashion-mnist": ["cgan", "fashion-mnist", "--steps", "1500", "--eval-every", "500"],
     "wgan-gp-mnist": ["wgan-gp", "mnist-10k", "--steps", "400"],
     "wgan-gp-fashion-mnist": ["wgan-gp", "fashion-mnist", "--steps", "400"],
-    "wgan-mnist": ["wgan", "mnist-10k", "--steps", "500"],
     "wgan-fashion-mnist": ["wgan", "fashion-mnist", "--steps", "500"],
     "sagan-mnist": ["sagan", "mnist-10k", "--steps", "500"],
     "sagan-fashion-mnist": ["sagan", "fashion-mnist", "--steps", "500"],
