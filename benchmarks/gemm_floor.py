@@ -1,0 +1,132 @@
+"""How far each workload's CPU step is from the GEMM floor, and how much of it is split.
+
+    python benchmarks/gemm_floor.py [--threads 1 2] [--steps 5] [--json]
+
+The GEMM floor of a step is the time its matrix products would take at this machine's
+measured peak: every convolution here is im2col plus one product, so the products are
+nearly all of a step's arithmetic (the rest is elementwise work, bound by memory).
+For each thread count this prints:
+
+- the peak: a 2048 x 2048 x 2048 float32 product through tinygan.parallel.matmul (BLAS
+  held at one thread, blocks on tinygan's threads), median of 5, in GFLOP/s;
+- per workload (batch 64), the step's multiply-adds in products (2mnk per product,
+  counted as it runs), the floor (those FLOPs at the peak), the step's median time,
+  and its distance from the floor (step / floor);
+- and where the step's wall time goes: inside matrix products (at the measured speed,
+  not the peak's), and inside work split over threads (parallel.run with
+  more than one part: blocks of products, im2col and col2im by images, BatchNorm and
+  activations by images, Adam's large arrays), and everything else, on one core: products
+  too small to split, elementwise ops NumPy runs whole, the autograd graph's Python.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import tinygan
+from tinygan import parallel
+from tinygan.bench_models import WORKLOADS, build, tinygan_framework, train_step
+
+
+def gemm_peak(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of one size^3 float32 product through parallel.matmul at `threads`."""
+    tinygan.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    parallel.matmul(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        parallel.matmul(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
+class Meter:
+    """Counts the FLOPs of parallel.matmul, and the wall time inside products and inside
+    split work."""
+
+    def __init__(self):
+        self.flops, self.matmul_s, self.split_s = 0, 0.0, 0.0
+        self._matmul, self._run = parallel.matmul, parallel.run
+
+    def __enter__(self):
+        def matmul(a, b):
+            self.flops += 2 * a.shape[-2] * a.shape[-1] * b.shape[-1] * (
+                a.shape[0] if a.ndim == 3 else 1)
+            start = time.perf_counter()
+            try:
+                return self._matmul(a, b)
+            finally:
+                self.matmul_s += time.perf_counter() - start
+
+        def run(fn, parts):
+            if len(parts) < 2:
+                return self._run(fn, parts)
+            start = time.perf_counter()
+            try:
+                return self._run(fn, parts)
+            finally:
+                self.split_s += time.perf_counter() - start
+
+        parallel.matmul, parallel.run = matmul, run
+        return self
+
+    def __exit__(self, *exc):
+        parallel.matmul, parallel.run = self._matmul, self._run
+
+
+def measure(workload: str, threads: int, steps: int, peak: float) -> dict:
+    tinygan.set_num_threads(threads)
+    setup = build(tinygan_framework("cpu"), workload, 64, 0)
+    for _ in range(2):
+        train_step(setup)
+    times, products, split, flops = [], [], [], 0
+    for _ in range(steps):
+        with Meter() as meter:
+            start = time.perf_counter()
+            train_step(setup)
+            times.append(time.perf_counter() - start)
+        products.append(meter.matmul_s)
+        split.append(meter.split_s)
+        flops = meter.flops
+    ms = statistics.median(times) * 1000
+    floor = flops / peak / 1e6
+    return {"workload": workload, "threads": threads, "gemm_gflop": round(flops / 1e9, 2),
+            "peak_gflops": round(peak, 1), "floor_ms": round(floor, 1),
+            "ms_per_step": round(ms, 1), "over_floor": round(ms / floor, 2),
+            "products_share": round(statistics.median(products) * 1000 / ms, 2),
+            "split_share": round(statistics.median(split) * 1000 / ms, 2)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if not args.json:
+        print("| workload | threads | GEMM GFLOP/step | peak GFLOP/s | floor ms | step ms "
+              "| step / floor | in products | in split work |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for threads in args.threads:
+        peak = gemm_peak(threads)
+        for workload in args.workloads:
+            r = measure(workload, threads, args.steps, peak)
+            print(json.dumps(r) if args.json else
+                  f"| {workload} | {threads} | {r['gemm_gflop']} | {r['peak_gflops']} | "
+                  f"{r['floor_ms']} | {r['ms_per_step']} | {r['over_floor']} | "
+                  f"{r['products_share']:.0%} | {r['split_share']:.0%} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
