@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +220,29 @@ def test_busy_mode_times_one_two_and_auto_threads(monkeypatch):
     assert seen == [1, 2, "auto"] * 2  # alternated, round after round
     assert (r["ms_threads1"], r["ms_threads2"], r["ms_auto"]) == (100.0, 300.0, 104.0)
     assert r["auto_vs_best"] == 1.04 and r["auto_chose"] == [1, 1]
+
+
+def _gemm_floor_script():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gemm_floor.py"
+    spec = importlib.util.spec_from_file_location("gemm_floor", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gemm_floor_counts_every_product_of_a_step():
+    """2mnk per product, stacks included, and a linear layer's three products in a step."""
+    from tinygan import parallel
+    gemm_floor = _gemm_floor_script()
+    rng = np.random.default_rng(0)
+    with gemm_floor.Meter() as meter:
+        parallel.matmul(rng.standard_normal((3, 4)), rng.standard_normal((4, 5)))
+        parallel.matmul(rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 5)))
+    assert meter.flops == 2 * 3 * 4 * 5 + 2 * 2 * 3 * 4 * 5
+    assert parallel.matmul is meter._matmul  # put back on leaving
+
+    layer = nn.Linear(7, 6)
+    x = tinygan.tensor(rng.standard_normal((5, 7)).astype(np.float32), requires_grad=True)
+    with gemm_floor.Meter() as meter:
+        layer(x).sum().backward()  # y = x W^T, dx = gy W, dW = gy^T x
+    assert meter.flops == 3 * 2 * 5 * 7 * 6
