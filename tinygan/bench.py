@@ -15,14 +15,8 @@ core. `--busy-core` times tinygan at 1 thread, 2 threads and auto while another 
 keeps one core busy. `--cuda-graph` runs tinygan's step as a CUDA graph (cuda/graphs.py:
 captured after the warm-up, replayed once per step; PyTorch stays eager), or eagerly with
 the reason in "cuda_graph" where the step cannot be captured; the graph's private memory
-pool counts in its peak. Peak memory is measured the same way for both:
-
-- cpu: the peak resident set size during the steps (VmHWM, reset through
-  /proc/self/clear_refs just before the first step) minus the resident set size before it;
-  that is the step's working set: activations, gradients, optimiser state, temporaries.
-- cuda: the high-water mark of bytes in use (CuPy's memory pool, watched through its
-  allocator hook for one extra step; torch.cuda.max_memory_allocated) minus the bytes in
-  use before the first step.
+pool counts in its peak. Peak memory is measured the same way for both
+(bench_memory.py).
 
 PyTorch is never a dependency: it is imported only in the comparison, which is skipped
 with a one-line message where it is not installed.
@@ -30,7 +24,6 @@ with a one-line message where it is not installed.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -39,6 +32,7 @@ import sys
 import time
 
 from . import bench_distributed
+from .bench_memory import MB, memory_meter
 from . import threads as tinygan_threads
 from .bench_models import WORKLOADS, build, tinygan_framework, torch_framework, train_step
 from .cuda.graphs import GraphedStep
@@ -48,121 +42,7 @@ FRAMEWORKS = ("tinygan", "torch")
 THREAD_VARIABLES = ("TINYGAN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS")
 AUTO = "auto"
-MB = 2 ** 20
 TORCH_MISSING = "tinygan.bench: PyTorch is not installed; skipping --compare torch"
-
-
-# ---------------------------------------------------------------------- peak memory
-
-
-def _proc_status_bytes(field: str) -> int | None:
-    """A memory line of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Set VmHWM back to the current RSS (Linux: write 5 to /proc/self/clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class _ResidentMemory:
-    """cpu, both libraries: peak RSS during the steps minus RSS before the first step."""
-
-    def start(self):
-        gc.collect()
-        self.reset = _reset_peak_rss()
-        self.before = _proc_status_bytes("VmRSS")
-
-    def finish(self, step) -> dict:
-        peak = _proc_status_bytes("VmHWM")
-        if peak is None or self.before is None:
-            return {"peak_mb": None}
-        out = {"peak_mb": round(max(0, peak - self.before) / MB, 1)}
-        if not self.reset:
-            out["peak_note"] = "VmHWM could not be reset: peak includes start-up"
-        return out
-
-
-class _TracedMemory(_ResidentMemory):
-    """cpu, tinygan: also the peak of NumPy allocations in one more step (tracemalloc).
-
-    NumPy reports its array buffers to tracemalloc, so this counts exactly the arrays a
-    step allocates on top of what already lives (parameters, optimiser state). PyTorch's
-    allocator does not report to tracemalloc, so it is an extra, not the compared number.
-    """
-
-    def finish(self, step) -> dict:
-        out = super().finish(step)
-        import tracemalloc
-        gc.collect()
-        tracemalloc.start()
-        try:
-            step()
-            out["traced_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / MB, 1)
-        finally:
-            tracemalloc.stop()
-        return out
-
-
-class _CupyMemory:
-    """cuda, tinygan: CuPy pool bytes in use, peak over one more step, minus the start."""
-
-    def start(self):
-        import cupy
-        self.cupy = cupy
-        self.pool = cupy.get_default_memory_pool()
-        cupy.cuda.Device().synchronize()
-        self.before = self.pool.used_bytes()
-
-    def finish(self, step) -> dict:
-        cupy, pool = self.cupy, self.pool
-        peak = [pool.used_bytes()]
-
-        def malloc(size):
-            memory = pool.malloc(size)
-            peak[0] = max(peak[0], pool.used_bytes())
-            return memory
-
-        cupy.cuda.set_allocator(malloc)
-        try:
-            step()
-            cupy.cuda.Device().synchronize()
-        finally:
-            cupy.cuda.set_allocator(pool.malloc)
-        return {"peak_mb": round(max(0, peak[0] - self.before) / MB, 1)}
-
-
-class _TorchCudaMemory:
-    """cuda, torch: max_memory_allocated over the steps minus memory_allocated before."""
-
-    def start(self):
-        import torch
-        self.torch = torch
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        self.before = torch.cuda.memory_allocated()
-
-    def finish(self, step) -> dict:
-        peak = self.torch.cuda.max_memory_allocated()
-        return {"peak_mb": round(max(0, peak - self.before) / MB, 1)}
-
-
-def _memory_meter(framework: str, device: str):
-    if device == "cpu":
-        return _TracedMemory() if framework == "tinygan" else _ResidentMemory()
-    return _CupyMemory() if framework == "tinygan" else _TorchCudaMemory()
 
 
 def _synchronizer(framework: str, device: str):
@@ -241,7 +121,7 @@ def run(workload: str, device: str = "cpu", batch: int = 64, steps: int = 10, wa
                               report=lambda line: print(line, file=sys.stderr))
         step = graphed
 
-    meter = _memory_meter(framework, device)
+    meter = memory_meter(framework, device)
     meter.start()
     times, cpu = [], []  # wall and CPU milliseconds (CPU: every thread's, waits aside)
     for i in range(warmup + steps):
