@@ -45,9 +45,9 @@ ENTRIES = {
 }
 #: the variants whose defaults take most of an hour on one core, at their default length
 #: on a GPU (`--device cuda`: trained on the GPU, evaluated there too)
-for _name in ("wgan", "wgan-gp", "sagan", "cgan"):
-    for _data, _short in (("mnist-10k", "mnist"), ("fashion-mnist", "fashion-mnist")):
-        ENTRIES[f"{_name}-{_short}-cuda"] = [_name, _data, "--device", "cuda"]
+ENTRIES.update({f"{variant}-{short}-cuda": [variant, data, "--device", "cuda"]
+                for variant in ("wgan", "wgan-gp", "sagan", "cgan")
+                for data, short in (("mnist-10k", "mnist"), ("fashion-mnist", "fashion-mnist"))})
 
 
 def command(name: str) -> list[str]:

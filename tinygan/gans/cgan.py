@@ -29,8 +29,9 @@ def defaults(info) -> dict:
     """DCGAN's settings for images (its networks are DCGAN's), the vanilla GAN's for 2D
     points (PacGAN's networks). G's label embedding: as many numbers as classes for
     images (PyTorch-GAN's implementations/cgan/cgan.py; with 50, G ignored z within each
-    class from the first 200 steps on the MNIST sample, one image per class, while with
-    10 its samples of one class still differed at 400: benchmarks/gallery), 50 for points."""
+    class on the MNIST sample, one image per class, recall 0.000 at 2,500 steps; with 10,
+    the default runs in benchmarks/gallery reach recall 0.81 on the MNIST sample and 0.39
+    on Fashion-MNIST), 50 for points."""
     if not info.num_classes:
         raise ValueError("cgan needs labelled data (mnist, fashion-mnist, cifar10, flowers, "
                          "ring8, grid25, or a folder: with one sub-folder per class)")
