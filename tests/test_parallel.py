@@ -179,6 +179,19 @@ def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     assert parallel.matmul(np.ones(3), np.ones(3)) == 3.0  # vectors: plain @
 
 
+def test_a_short_batch_times_a_transposed_weight_runs_as_its_transpose(monkeypatch):
+    # x W^T with fewer rows than W: computed as (W x^T)^T, which BLAS runs faster, and
+    # handed back in rows like any other product
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 784)).astype(np.float32)
+    w = rng.standard_normal((1024, 784)).astype(np.float32)
+    results, splits = _on_threads(monkeypatch, lambda: [parallel.matmul(x, w.T)])
+    assert max(splits[1]) > 1
+    assert all(r[0].flags.c_contiguous for r in results)
+    _assert_same_bits(results + [[np.ascontiguousarray((w @ x.T).T)]])
+    np.testing.assert_allclose(results[0][0], x.astype(np.float64) @ w.T, rtol=1e-4, atol=1e-3)
+
+
 def test_contiguous_copy_in_parts(monkeypatch):
     x = np.arange(64 * 30 * 30 * 8, dtype=np.float32).reshape(64, 8, 30, 30)
     view = x.transpose(0, 2, 3, 1)
