@@ -13,6 +13,7 @@ import pytest
 
 import tinygan
 from conftest import requires_gpu
+import tinygan.functional as F
 from tinygan import bench, gans, nn
 from tinygan.bench_models import (WORKLOAD_SPECS, WORKLOADS, build, tinygan_framework,
                                   torch_framework)
@@ -247,4 +248,21 @@ def test_the_gemm_floor_counts_every_product_of_a_step():
     x = tinygan.tensor(rng.standard_normal((5, 7)).astype(np.float32), requires_grad=True)
     with gemm_floor.Meter() as meter:
         layer(x).sum().backward()  # y = x W^T, dx = gy W, dW = gy^T x
-    assert meter.flops == 3 * 2 * 5 * 7 * 6
+    assert meter.flops == meter.run_flops == 3 * 2 * 5 * 7 * 6
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_the_gemm_floor_counts_a_convolution_by_the_textbook(padding):
+    """Every tap at every output pixel, though tinygan's products skip the padding's."""
+    gemm_floor = _gemm_floor_script()
+    rng = np.random.default_rng(0)
+    layer = nn.Conv2d(3, 8, 5, stride=2, padding=padding, bias=False)
+    x = tinygan.tensor(rng.standard_normal((4, 3, 14, 14)).astype(np.float32),
+                       requires_grad=True)
+    forward = F.conv.Conv2d.forward
+    with gemm_floor.Meter() as meter:
+        layer(x).sum().backward()  # y, then dx = conv_transpose2d, dW = conv2d_weight
+    out = (14 + 2 * padding - 5) // 2 + 1
+    assert meter.flops == 3 * 2 * 4 * out * out * 8 * 3 * 5 * 5
+    assert (meter.run_flops < meter.flops) if padding else (meter.run_flops == meter.flops)
+    assert F.conv.Conv2d.forward is forward  # put back on leaving

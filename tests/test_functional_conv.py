@@ -69,6 +69,16 @@ def pool_reference(x, k, s, p, d, reduce, pad_value):
     return y
 
 
+@pytest.fixture(params=["col2im", "tiles"])
+def transpose_path(request, monkeypatch):
+    """conv_transpose2d (also conv2d's input gradient) adds its products onto the image by
+    tiles from 16 output channels up and by one col2im below: the cases here, with a few
+    channels, take each path in turn."""
+    if request.param == "tiles":
+        monkeypatch.setattr(F.conv, "_TILED_ADDS_MIN_CHANNELS", 1)
+    return request.param
+
+
 # ---------------------------------------------------------------- conv2d
 
 KERNELS = [(3, 3), (2, 3), (3, 1)]
@@ -80,7 +90,7 @@ CONV_GRID = [(k, s, p, d, hw)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", CONV_GRID)
-def test_conv2d_grid(kernel, stride, padding, dilation, hw):
+def test_conv2d_grid(kernel, stride, padding, dilation, hw, transpose_path):
     x, w, b = away(1, 2, *hw, seed=1), away(2, 2, *kernel, seed=2), away(2, seed=3)
     args = dict(stride=stride, padding=padding, dilation=dilation)
     y = F.conv2d(tinygan.tensor(x), tinygan.tensor(w), tinygan.tensor(b), **args)
@@ -134,7 +144,7 @@ def test_conv2d_on_non_contiguous_input():
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 1, 2)])
-def test_conv2d_second_derivative(stride, padding, dilation):
+def test_conv2d_second_derivative(stride, padding, dilation, transpose_path):
     args = dict(stride=stride, padding=padding, dilation=dilation)
     assert gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, **args),
                          [leaf(away(1, 2, 5, 4, seed=1)), leaf(away(2, 2, 2, 2, seed=2)),
@@ -160,7 +170,8 @@ TRANSPOSE_GRID = [(k, s, p, op, d, hw)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,output_padding,dilation,hw", TRANSPOSE_GRID)
-def test_conv_transpose2d_grid(kernel, stride, padding, output_padding, dilation, hw):
+def test_conv_transpose2d_grid(kernel, stride, padding, output_padding, dilation, hw,
+                               transpose_path):
     x, w, b = away(1, 2, *hw, seed=1), away(2, 2, *kernel, seed=2), away(2, seed=3)
     args = dict(stride=stride, padding=padding, output_padding=output_padding,
                 dilation=dilation)
@@ -173,7 +184,8 @@ def test_conv_transpose2d_grid(kernel, stride, padding, output_padding, dilation
 
 
 @pytest.mark.parametrize("stride,padding,output_padding", [(2, 1, 1), (3, 0, 2), (1, 1, 0)])
-def test_conv_transpose2d_is_the_adjoint_of_conv2d(stride, padding, output_padding):
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(stride, padding, output_padding,
+                                                  transpose_path):
     # <conv2d(z, w), x> = <z, conv_transpose2d(x, w)> with the same weight array
     x = tinygan.tensor(away(2, 4, 3, 4, seed=1))
     w = tinygan.tensor(away(4, 3, 3, 3, seed=2))
@@ -184,7 +196,7 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(stride, padding, output_paddi
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
 
 
-def test_conv_transpose2d_on_non_contiguous_input():
+def test_conv_transpose2d_on_non_contiguous_input(transpose_path):
     x = tinygan.Tensor(away(3, 2, 2, 1, seed=1).transpose(3, 2, 1, 0), requires_grad=True)
     assert not x.data.flags.c_contiguous
     w = leaf(away(2, 3, 3, 2, seed=2))
@@ -193,7 +205,7 @@ def test_conv_transpose2d_on_non_contiguous_input():
 
 
 @pytest.mark.parametrize("stride,padding,output_padding", [(1, 0, 0), (2, 1, 1)])
-def test_conv_transpose2d_second_derivative(stride, padding, output_padding):
+def test_conv_transpose2d_second_derivative(stride, padding, output_padding, transpose_path):
     args = dict(stride=stride, padding=padding, output_padding=output_padding)
     assert gradgradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, **args),
                          [leaf(away(1, 2, 2, 3, seed=1)), leaf(away(2, 2, 3, 2, seed=2)),
@@ -202,7 +214,7 @@ def test_conv_transpose2d_second_derivative(stride, padding, output_padding):
 
 @pytest.mark.parametrize("stride,padding,output_padding,dilation", [(2, 1, 1, 1), (1, 0, 0, 2),
                                                                     (3, (2, 1), (1, 2), 1)])
-def test_conv_transpose2d_grad_op(stride, padding, output_padding, dilation):
+def test_conv_transpose2d_grad_op(stride, padding, output_padding, dilation, transpose_path):
     # ConvTranspose2dGrad, what ConvTranspose2d.backward returns when x and W both want a
     # gradient: (conv2d(gy, W), conv2d_weight(gy, x)) from one im2col(gy), against the
     # two ops, and to the first and second order in gy, x and W

@@ -13,7 +13,7 @@ import pytest
 import tinygan
 import tinygan.functional as F
 from tinygan import backend
-from tinygan.functional.conv import _col2im_array, _im2col_array
+from tinygan.functional.unfold import _col2im_array, _im2col_array
 from tinygan.kernels import activation, batchnorm, im2col
 from tinygan.kernels.reduce import sum_over
 

@@ -158,17 +158,8 @@ def matmul(a, b):
             # operands swapped) at 90-97 GFLOP/s against 72-76 on one core here, for
             # every linear layer at batch 64 (benchmarks/README.md). Its transpose is
             # copied back to rows (m*n floats, small next to the product's m*n*k).
-            return ascontiguousarray(matmul(b.T, a.T).T)
-        rows = m >= n
-        blocks = parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN)
-        if len(blocks) == 1:
-            return a @ b
-        out = np.empty((m, n), dtype=np.result_type(a, b))
-        if rows:
-            run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
-        else:
-            run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
-        return out
+            return ascontiguousarray(_matmul_2d(b.T, a.T).T)
+        return _matmul_2d(a, b)
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or b.shape[1] != k:
         return a @ b
     blocks = parts(a.shape[0], a.shape[0] * m * n * k, GEMM_GRAIN)
@@ -176,6 +167,21 @@ def matmul(a, b):
         return a @ b
     out = np.empty((a.shape[0], m, n), dtype=np.result_type(a, b))
     run(lambda p: np.matmul(a[p], b[p], out=out[p]), blocks)
+    return out
+
+
+def _matmul_2d(a, b):
+    m, k = a.shape
+    n = b.shape[1]
+    rows = m >= n
+    blocks = parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN)
+    if len(blocks) == 1:
+        return a @ b
+    out = np.empty((m, n), dtype=np.result_type(a, b))
+    if rows:
+        run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
+    else:
+        run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
     return out
 
 

@@ -5,7 +5,8 @@ Importing this package also gives Tensor its operators and methods (`a + b`, `x.
 """
 from .._tensor import Tensor
 from .activation import (leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh)
-from .conv import (col2im, conv2d, conv2d_simple, conv_transpose2d, im2col)
+from .conv import conv2d, conv2d_simple, conv_transpose2d
+from .unfold import col2im, im2col
 from .stochastic import dropout
 from .elementwise import (abs, add, astype, clamp, clip, div, exp, log, maximum, minimum, mul,
                           neg, pow, rdiv, rpow, rsqrt, rsub, sqrt, square, sub, where)

@@ -1,22 +1,14 @@
-"""Convolution as im2col plus one matrix product, and its transpose.
+"""Convolution and its transpose, as matrix products over the im2col matrix.
 
-im2col turns every receptive field of x into a row: a strided *view* of the padded
-input, copied once into a matrix of shape (N*OH*OW, KH*KW*C). conv2d is then one GEMM
-with the weight matrix (O, KH*KW*C). col2im is im2col's adjoint: it adds every row back
-onto the pixels it came from (a loop over the KH*KW kernel offsets, never over pixels).
-
-Why channels-last inside: the copy that turns the strided view into rows, and col2im's
-additions, walk memory fastest along the last index of a row. If a row is ordered
-(C, KH, KW), that last index is kw, which hops `stride` pixels at a time through an NCHW
-image, and the copy crawls. Ordered (KH, KW, C) over an image stored as (N, H, W, C), the
-last index is the channel, one float after the next, and both loops run at memory speed.
-So the padded input is laid out (N, H, W, C), the weight is reordered to (O, KH, KW, C)
-(a small copy), and outputs stay (N, H, W, C) in memory while their shape is NCHW: the
-public API and PyTorch's weight layouts do not change. NumPy's elementwise ops keep the
-memory order of their inputs, so the next BatchNorm or activation stays channels-last too.
+conv2d is a GEMM of the im2col matrix (every receptive field as a row, unfold.py) with
+the weight matrix (O, KH*KW*C); conv_transpose2d, its adjoint in x, is x's pixels times
+the weight matrix, added back onto the image by col2im. On the CPU both cut the output
+into tiles whose pixels read the image through the same kernel taps, so that no product
+is spent on the padding's zeros (conv_tiles.py); on the GPU one CUDA kernel builds the
+whole matrix over the padded image.
 
 Conv2d, ConvTranspose2d and Conv2dWeight (the weight's gradient) are Functions of their
-own, each one im2col/col2im plus one GEMM. They save only their inputs, never the
+own, each one im2col/col2im plus GEMMs. They save only their inputs, never the
 im2col matrix (KH*KW/stride^2 times bigger than x, 6x for a 5x5 stride-2 conv): the
 backward builds it again. Their backwards are the other two ops, which are
 differentiable, so gradients of gradients (the gradient penalty) go through them:
@@ -35,105 +27,65 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend, kernels, parallel
-from ..kernels import im2col as im2col_kernels
+from .. import parallel
 from .._tensor import Tensor
 from ..autograd import Function
+from . import conv_tiles
 from .elementwise import mul
+from .unfold import _col2im, _im2col, _output_hw, _pair, _rows, _weight_matrix
+from .unfold import col2im, conv_output_size, im2col  # noqa: F401 (their names here stay)
 from .reduce import sum as sum_
 from .shape import getitem, pad, reshape, stack
 
-
-def _pair(v) -> tuple[int, int]:
-    if isinstance(v, (int, np.integer)):
-        return (int(v), int(v))
-    return (int(v[0]), int(v[1]))
+_TILED_ADDS_MIN_CHANNELS = 16
 
 
-def conv_output_size(size, kernel, stride, padding, dilation):
-    """floor((size + 2p - d(k-1) - 1) / s) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def _conv2d_array(x, weight, stride, padding, dilation, bias=None):
+    """conv2d on arrays, NCHW-shaped over channels-last memory: on NumPy arrays by tiles
+    that skip the padding's zeros (conv_tiles.py), else im2col plus one GEMM."""
+    if type(x) is np.ndarray:
+        out_hw = _output_hw(x.shape, weight.shape[2:], stride, padding, dilation, "conv2d")
+        y = conv_tiles.conv2d(x, weight, out_hw, stride, padding, dilation)
+        if bias is not None:
+            y += bias
+        return y.transpose(0, 3, 1, 2)
+    cols, out_hw = _im2col(x, weight.shape[2:], stride, padding, dilation)
+    return _conv2d_from_cols(cols, out_hw, x.shape[0], weight, bias)
 
 
-def _output_hw(x_shape, kernel, stride, padding, dilation, name="im2col"):
-    h, w = x_shape[2:]
-    oh = conv_output_size(h, kernel[0], stride[0], padding[0], dilation[0])
-    ow = conv_output_size(w, kernel[1], stride[1], padding[1], dilation[1])
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{name}: input of spatial size {(h, w)} is too small for kernel "
-                         f"{kernel}, stride {stride}, padding {padding}, dilation {dilation}")
-    return oh, ow
+def _conv2d_weight_array(x, gy, kernel, stride, padding, dilation):
+    """conv2d's weight gradient on arrays, (O, C, KH, KW): by tiles on NumPy arrays."""
+    if type(x) is np.ndarray:
+        gw = conv_tiles.conv2d_weight(x, gy, kernel, stride, padding, dilation)
+        return parallel.ascontiguousarray(gw.transpose(0, 3, 1, 2))
+    cols, _ = _im2col(x, kernel, stride, padding, dilation)
+    return _conv2d_weight_from_cols(cols, gy, kernel, x.shape[1])
 
 
-def _channels_last_padded(x, padding, pad_value):
-    """x (N,C,H,W) as an (N, H+2ph, W+2pw, C) array, the border filled with pad_value.
-
-    A view when there is no padding and x is already channels-last in memory; otherwise
-    one copy (cheap next to im2col's, which is KH*KW/stride^2 times bigger).
-    """
-    xp = backend.get_array_module(x)
-    n, c, h, w = x.shape
-    ph, pw = padding
-    x_last = x.transpose(0, 2, 3, 1)
-    if not ph and not pw and x_last.flags.c_contiguous:
-        return x_last
-    out = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-
-    def fill(p):  # the border gets pad_value, the inside x: each element written once
-        if ph or pw:
-            out[p, :ph] = pad_value
-            out[p, ph + h:] = pad_value
-            out[p, ph:ph + h, :pw] = pad_value
-            out[p, ph:ph + h, pw + w:] = pad_value
-        out[p, ph:ph + h, pw:pw + w] = x_last[p]
-    parallel.for_each(fill, out)
-    return out
+def _conv2d_and_weight_array(x, weight, g, stride, padding, dilation):
+    """(conv2d(x, W), conv2d_weight(x, g)) on arrays from one im2col of x (per tile on
+    NumPy arrays): conv_transpose2d's two gradients, with x its output's gradient."""
+    if type(x) is np.ndarray:
+        return conv_tiles.conv2d_and_weight(x, weight, g, stride, padding, dilation)
+    kernel = weight.shape[2:]
+    cols, out_hw = _im2col(x, kernel, stride, padding, dilation)
+    return (_conv2d_from_cols(cols, out_hw, x.shape[0], weight),
+            _conv2d_weight_from_cols(cols, g, kernel, x.shape[1]))
 
 
-def _im2col_array(x, kernel, stride, padding, dilation, pad_value=0.0):
-    """x (N,C,H,W) -> rows (N*OH*OW, KH*KW*C), one row per receptive field.
-
-    The rows are a strided view of the padded image, copied once (split over threads by
-    images); a 1x1 kernel at stride 1 needs no copy: its rows are the pixels.
-    """
-    xp = backend.get_array_module(x)
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    oh, ow = _output_hw(x.shape, kernel, stride, padding, dilation)
-    n, c = x.shape[:2]
-    x = _channels_last_padded(x, padding, pad_value)
-    if (kh, kw, sh, sw) == (1, 1, 1, 1):
-        return x.reshape(n * oh * ow, c), (oh, ow)
-    s0, s1, s2, s3 = x.strides  # (N, H, W, C)
-    view = xp.lib.stride_tricks.as_strided(
-        x, shape=(n, oh, ow, kh, kw, c),
-        strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
-    return parallel.ascontiguousarray(view).reshape(n * oh * ow, kh * kw * c), (oh, ow)
-
-
-def _col2im_array(cols, x_shape, kernel, stride, padding, dilation):
-    """The adjoint of im2col: add rows (N*OH*OW, KH*KW*C) back into an (N,C,H,W) image.
-
-    The image is accumulated channels-last and returned as an NCHW-shaped view of it.
-    Images are independent, so threads take ranges of them, each pixel's sum in the
-    same order.
-    """
-    xp = backend.get_array_module(cols)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    n, c, h, w = x_shape
-    oh, ow = _output_hw(x_shape, kernel, stride, padding, dilation, "col2im")
-    cols = cols.reshape(n, oh, ow, kh, kw, c)
-    img = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
-
-    def add(p):
-        part = img[p]
-        part[...] = 0
-        for i in range(kh):  # a loop over kernel offsets; each is one strided add
-            top = i * dh
-            for j in range(kw):
-                left = j * dw
-                part[:, top:top + sh * oh:sh, left:left + sw * ow:sw] += cols[p, :, :, i, j]
-    parallel.for_each(add, img, work=cols.size + img.size)
-    return img[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+def _conv_transpose2d_array(x, weight, stride, padding, dilation, out_hw):
+    """conv_transpose2d on arrays, NCHW-shaped over channels-last memory: by tiles on
+    NumPy arrays, else one GEMM and col2im. Tiles add each tap's share onto the output
+    separately (81-144 strided adds for a 4x4 or 5x5 kernel against col2im's 16-25):
+    with 1 or 3 output channels that cost more than the zeros they skip (measured
+    here), so there col2im stays."""
+    out_c = weight.shape[1]
+    if type(x) is np.ndarray and out_c >= _TILED_ADDS_MIN_CHANNELS:
+        y = conv_tiles.conv_transpose2d(x, weight, out_hw, stride, padding, dilation)
+        return y.transpose(0, 3, 1, 2)
+    cols = parallel.matmul(_rows(x), _weight_matrix(weight))  # (N*H*W, KH*KW*out)
+    return _col2im(cols, (x.shape[0], out_c) + out_hw, weight.shape[2:], stride, padding,
+                   dilation)
 
 
 def _conv2d_from_cols(cols, out_hw, n, weight, bias=None):
@@ -150,73 +102,6 @@ def _conv2d_weight_from_cols(cols, gy, kernel, in_c):
     gw = parallel.matmul(_rows(gy).T, cols)                      # (O, KH*KW*C)
     gw = gw.reshape(out_c, *kernel, in_c).transpose(0, 3, 1, 2)
     return parallel.ascontiguousarray(gw)
-
-
-def _im2col(x, kernel, stride, padding, dilation, pad_value=0.0):
-    """im2col on arrays: one CUDA kernel on the GPU (see kernels/im2col.py), else the view."""
-    if kernels.enabled(x):
-        out_hw = _output_hw(x.shape, kernel, stride, padding, dilation)
-        return im2col_kernels.im2col(x, kernel, stride, padding, dilation, out_hw,
-                                     pad_value), out_hw
-    return _im2col_array(x, kernel, stride, padding, dilation, pad_value)
-
-
-def _col2im(cols, x_shape, kernel, stride, padding, dilation):
-    if kernels.enabled(cols):
-        out_hw = _output_hw(x_shape, kernel, stride, padding, dilation, "col2im")
-        return im2col_kernels.col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw)
-    return _col2im_array(cols, x_shape, kernel, stride, padding, dilation)
-
-
-def _rows(y):
-    """(N,C,H,W) -> (N*H*W, C): free when y is channels-last in memory, a copy otherwise."""
-    n, c, h, w = y.shape
-    return parallel.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(n * h * w, c)
-
-
-def _weight_matrix(weight):
-    """(A, B, KH, KW) -> (A, KH*KW*B): the kernel taps in im2col's (KH, KW, C) order."""
-    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
-
-
-class Im2col(Function):
-    def __init__(self, kernel, stride, padding, dilation, pad_value=0.0):
-        self.args = (kernel, stride, padding, dilation)
-        self.pad_value = pad_value
-
-    def forward(self, x):
-        self.x_shape = x.shape
-        cols, self.out_hw = _im2col(x, *self.args, pad_value=self.pad_value)
-        return cols
-
-    def backward(self, gcols):
-        return col2im(gcols, self.x_shape, *self.args)
-
-
-class Col2im(Function):
-    def __init__(self, x_shape, kernel, stride, padding, dilation):
-        self.x_shape = x_shape
-        self.args = (kernel, stride, padding, dilation)
-
-    def forward(self, cols):
-        return _col2im(cols, self.x_shape, *self.args)
-
-    def backward(self, gx):
-        return im2col(gx, *self.args)
-
-
-def im2col(x: Tensor, kernel_size, stride=1, padding=0, dilation=1, pad_value=0.0) -> Tensor:
-    """Receptive fields of x (N,C,H,W) as rows: (N*OH*OW, KH*KW*C)."""
-    if x.ndim != 4:
-        raise ValueError(f"im2col: expected an NCHW input, got shape {tuple(x.shape)}")
-    return Im2col(_pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation),
-                  pad_value)(x)
-
-
-def col2im(cols: Tensor, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> Tensor:
-    """Sum rows (N*OH*OW, KH*KW*C) back onto an image of shape x_shape."""
-    return Col2im(tuple(x_shape), _pair(kernel_size), _pair(stride), _pair(padding),
-                  _pair(dilation))(cols)
 
 
 def _output_padding_to_fit(x_shape, kernel, stride, padding, dilation):
@@ -236,8 +121,7 @@ class Conv2d(Function):
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x, weight, bias=None):
-        cols, out_hw = _im2col(x, weight.shape[2:], self.stride, self.padding, self.dilation)
-        return _conv2d_from_cols(cols, out_hw, x.shape[0], weight, bias)
+        return _conv2d_array(x, weight, self.stride, self.padding, self.dilation, bias)
 
     def backward(self, gy):
         x, weight = self.inputs[:2]
@@ -263,8 +147,7 @@ class ConvTranspose2d(Function):
         self.stride, self.padding, self.dilation, self.out_hw = stride, padding, dilation, out_hw
 
     def forward(self, x, weight, bias=None):
-        n, in_c = x.shape[:2]
-        out_c = weight.shape[1]
+        in_c, out_c = weight.shape[:2]
         kernel = weight.shape[2:]
         full = tuple(self.dilation[a] * (kernel[a] - 1) - self.padding[a] for a in (0, 1))
         if self.stride == (1, 1) and in_c < out_c and min(full) >= 0:
@@ -273,12 +156,10 @@ class ConvTranspose2d(Function):
             # KH*KW*in columns against col2im's KH*KW*out: the smaller when in < out (a
             # conv's input gradient when the conv narrows the channels, as G's last layer)
             flipped = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-            cols, out_hw = _im2col(x, kernel, (1, 1), full, self.dilation)
-            y = _conv2d_from_cols(cols, out_hw, n, flipped)
+            y = _conv2d_array(x, flipped, (1, 1), full, self.dilation)
         else:
-            cols = parallel.matmul(_rows(x), _weight_matrix(weight))  # (N*H*W, KH*KW*out)
-            y = _col2im(cols, (n, out_c) + self.out_hw, kernel, self.stride, self.padding,
-                        self.dilation)
+            y = _conv_transpose2d_array(x, weight, self.stride, self.padding, self.dilation,
+                                        self.out_hw)
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)
         return y
@@ -312,11 +193,8 @@ class ConvTranspose2dGrad(Function):
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, gy, x, weight):
-        kernel = weight.shape[2:]
-        cols, out_hw = _im2col(gy, kernel, self.stride, self.padding, self.dilation)
-        gx = _conv2d_from_cols(cols, out_hw, gy.shape[0], weight)
-        gw = _conv2d_weight_from_cols(cols, x, kernel, gy.shape[1])
-        return gx, gw
+        return _conv2d_and_weight_array(gy, weight, x, self.stride, self.padding,
+                                        self.dilation)
 
     def backward(self, ggx, ggw):
         gy, x, weight = self.inputs
@@ -345,8 +223,8 @@ class Conv2dWeight(Function):
         self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
 
     def forward(self, x, gy):
-        cols, _ = _im2col(x, self.kernel, self.stride, self.padding, self.dilation)
-        return _conv2d_weight_from_cols(cols, gy, self.kernel, x.shape[1])
+        return _conv2d_weight_array(x, gy, self.kernel, self.stride, self.padding,
+                                    self.dilation)
 
     def backward(self, ggw):
         x, gy = self.inputs

@@ -6,7 +6,7 @@ mean or a max over a row. Their gradients come from im2col's adjoint, col2im.
 from __future__ import annotations
 
 from .._tensor import Tensor
-from .conv import _pair, conv_output_size, im2col
+from .unfold import _pair, conv_output_size, im2col
 from .reduce import amax, mean
 from .shape import broadcast_to, reshape
 

@@ -3,9 +3,9 @@
 An op uses a kernel only when its arrays live on the GPU and kernels are enabled
 ($TINYGAN_KERNELS is not "0"); everywhere else the generic NumPy/CuPy path runs. The
 choice is made by a small dispatcher beneath the op's Function (`_leaky_relu` in
-functional/activation.py, `_im2col` in functional/conv.py), never inside its forward or
+functional/activation.py, `_im2col` in functional/unfold.py), never inside its forward or
 backward. Each module holds the kernel and its generic twin, with the same signature
-(im2col's twin, the strided view, lives in functional/conv.py), and tests/test_kernels.py
+(im2col's twin, the strided view, lives in functional/unfold.py), and tests/test_kernels.py
 compares them on a GPU (skipped with a reason elsewhere).
 """
 from __future__ import annotations

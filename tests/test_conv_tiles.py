@@ -1,0 +1,98 @@
+"""Convolution by tiles (functional/conv_tiles.py): the products skip exactly the taps
+that fall on the padding, and give what im2col over the padded image gives.
+
+The public ops are checked against textbook loops in test_functional_conv.py, on both
+of conv_transpose2d's paths; here the tiles themselves, on larger grids of geometry.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+from grad_inputs import away
+from tinygan.functional import conv, conv_tiles
+from test_functional_conv import conv2d_reference, conv_transpose2d_reference, out_size
+
+
+def test_the_bands_of_a_5x5_kernel_over_7_pixels():
+    # output 0 reads the image with taps 2-4 only (0 and 1 land on the padding), ...
+    assert conv_tiles.bands(7, 7, 5, 1, 2, 1) == [(0, 1, 2, 5), (1, 2, 1, 5), (2, 5, 0, 5),
+                                                  (5, 6, 0, 4), (6, 7, 0, 3)]
+    assert conv_tiles.bands(14, 7, 5, 2, 2, 1) == [(0, 1, 2, 5), (1, 6, 0, 5), (6, 7, 0, 4)]
+    assert conv_tiles.bands(6, 4, 3, 1, 0, 1) == [(0, 4, 0, 3)]  # no padding: one band
+    assert conv_tiles.bands(2, 4, 3, 1, 3, 1) == [(0, 1, 3, 3), (1, 2, 2, 3), (2, 3, 1, 3),
+                                                  (3, 4, 0, 2)]   # output 0 sees no pixel
+
+
+GEOMETRIES = [(size, k, s, p, d)
+              for size, k, s, p, d in itertools.product((1, 2, 5, 7, 14), (1, 2, 3, 4, 5),
+                                                        (1, 2, 3), (0, 1, 2, 4), (1, 2))
+              if out_size(size, k, s, p, d) >= 1]
+
+
+@pytest.mark.parametrize("size,k,s,p,d", GEOMETRIES)
+def test_bands_hold_every_tap_inside_the_image_and_no_other(size, k, s, p, d):
+    found = conv_tiles.bands(size, out_size(size, k, s, p, d), k, s, p, d)
+    assert found[0][0] == 0 and found[-1][1] == out_size(size, k, s, p, d)
+    for (_, o1, _, _), (o0, _, _, _) in zip(found, found[1:]):
+        assert o1 == o0  # consecutive, no gaps
+    for o0, o1, t0, t1 in found:
+        for o in range(o0, o1):
+            inside = [t for t in range(k) if 0 <= o * s - p + t * d < size]
+            assert list(range(t0, t1)) == inside
+
+
+def _layouts(seed, n, c, h, w):
+    x = away(n, h, w, c, seed=seed).transpose(0, 3, 1, 2)  # channels-last, as layers leave it
+    return [x, np.ascontiguousarray(x)]
+
+
+def conv2d_weight_reference(x, gy, kernel, stride, padding, dilation):
+    """dW[o, c, i, j]: gy times the pixels that tap (i, j) reads, summed over images and
+    output pixels."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    (oh, ow), (sh, sw), (dh, dw) = gy.shape[2:], stride, dilation
+    gw = np.zeros((gy.shape[1], x.shape[1]) + tuple(kernel))
+    for i, j in itertools.product(range(kernel[0]), range(kernel[1])):
+        read = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+        gw[:, :, i, j] = np.einsum("nohw,nchw->oc", gy, read)
+    return gw
+
+
+TILE_GRID = [((5, 5), (2, 2), (2, 2), (1, 1), (7, 6)),
+             ((5, 5), (1, 1), (2, 2), (1, 1), (5, 5)),
+             ((4, 4), (2, 2), (1, 1), (1, 1), (6, 8)),
+             ((3, 2), (1, 2), (2, 0), (2, 1), (5, 6)),
+             ((3, 3), (3, 1), (3, 3), (1, 2), (4, 5)),   # tiles with no tap at all
+             ((2, 2), (1, 1), (0, 0), (1, 1), (3, 3))]  # no padding: one tile
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)
+def test_tiled_products_equal_the_loops(kernel, stride, padding, dilation, hw):
+    out_hw = tuple(out_size(hw[a], kernel[a], stride[a], padding[a], dilation[a])
+                   for a in (0, 1))
+    w = away(4, 3, *kernel, seed=2)
+    for x in _layouts(1, 2, 3, *hw):
+        y = conv_tiles.conv2d(x, w, out_hw, stride, padding, dilation)
+        ref = conv2d_reference(x, w, None, stride, padding, dilation)
+        np.testing.assert_allclose(y.transpose(0, 3, 1, 2), ref, rtol=1e-12, atol=1e-12)
+        gy = away(2, 4, *out_hw, seed=3)
+        gw = conv_tiles.conv2d_weight(x, gy, kernel, stride, padding, dilation)
+        ref_gw = conv2d_weight_reference(x, gy, kernel, stride, padding, dilation)
+        np.testing.assert_allclose(gw.transpose(0, 3, 1, 2), ref_gw, rtol=1e-12, atol=1e-12)
+        # conv2d_and_weight: both from one set of tiles, as conv_transpose2d's gradient
+        gx, gw2 = conv_tiles.conv2d_and_weight(x, w, gy, stride, padding, dilation)
+        np.testing.assert_array_equal(gx, y.transpose(0, 3, 1, 2))
+        np.testing.assert_array_equal(gw2, gw.transpose(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)
+def test_tiled_transposed_conv_equals_the_scatter_loop(kernel, stride, padding, dilation, hw):
+    # conv_transpose2d back onto an image of size hw (every output_padding that fits)
+    grid = tuple(out_size(hw[a], kernel[a], stride[a], padding[a], dilation[a]) for a in (0, 1))
+    w = away(3, 4, *kernel, seed=2)
+    fit = conv._output_padding_to_fit((1, 1) + hw, kernel, stride, padding, dilation)
+    for x in _layouts(1, 2, 3, *grid):
+        y = conv_tiles.conv_transpose2d(x, w, hw, stride, padding, dilation)
+        ref = conv_transpose2d_reference(x, w, None, stride, padding, fit, dilation)
+        np.testing.assert_allclose(y.transpose(0, 3, 1, 2), ref, rtol=1e-12, atol=1e-12)
