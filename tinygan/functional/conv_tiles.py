@@ -109,6 +109,12 @@ def rows(y_last, tile: Tile):
     return parallel.ascontiguousarray(part).reshape(-1, part.shape[-1])
 
 
+def weight_last(weight):
+    """A weight (A, B, KH, KW) as a channels-last (A, KH, KW, B) array, copied once for
+    all tiles: a tile's taps of it are then runs of taps_w*B floats."""
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
+
+
 def weight_rows(w_last, tile: Tile):
     """The tile's taps of a channels-last (A, KH, KW, B) weight as (A, taps_h*taps_w*B)."""
     part = w_last[tile.taps]
@@ -126,7 +132,7 @@ def conv2d(x, weight, out_hw, stride, padding, dilation, x_cols=None):
     n, _, h, w = x.shape
     out_c = weight.shape[0]
     x_cols = x_cols or _cols_of(x, stride, padding, dilation)
-    w_last = weight.transpose(0, 2, 3, 1)
+    w_last = weight_last(weight)
     parts = tiles((h, w), out_hw, weight.shape[2:], stride, padding, dilation)
     if len(parts) == 1 and not parts[0].empty:  # nothing pads: the product is the output
         y = parallel.matmul(x_cols(parts[0]), weight_rows(w_last, parts[0]).T)
@@ -149,15 +155,22 @@ def conv2d_weight(x, gy, kernel, stride, padding, dilation, x_cols=None):
     out_c = gy.shape[1]
     gy_last = channels_last(gy)
     x_cols = x_cols or _cols_of(x, stride, padding, dilation)
-    parts = tiles((h, w), gy.shape[2:], kernel, stride, padding, dilation)
-    if len(parts) == 1 and parts[0].covers(kernel):  # the product is the whole gradient
-        gw = parallel.matmul(rows(gy_last, parts[0]).T, x_cols(parts[0]))
-        return gw.reshape(out_c, *kernel, in_c)
-    gw = np.zeros((out_c, *kernel, in_c), dtype=np.result_type(x, gy))
-    for tile in parts:  # in one fixed order, so each tap's sum is the same every run
-        if not tile.empty:
-            gw[tile.taps] += parallel.matmul(rows(gy_last, tile).T,
-                                             x_cols(tile)).reshape(gw[tile.taps].shape)
+    parts = [t for t in tiles((h, w), gy.shape[2:], kernel, stride, padding, dilation)
+             if not t.empty]
+    # The tiles that see the whole kernel (the middle of the image) go first: the first
+    # one's product is the gradient's first value, with no zeros to add it to. The
+    # order is fixed, so each tap's sum is the same every run.
+    parts.sort(key=lambda t: not t.covers(kernel))
+    gw = None
+    if not (parts and parts[0].covers(kernel)):
+        gw = np.zeros((out_c, *kernel, in_c), dtype=np.result_type(x, gy))
+    for tile in parts:
+        product = parallel.matmul(rows(gy_last, tile).T, x_cols(tile)).reshape(
+            out_c, tile.i1 - tile.i0, tile.j1 - tile.j0, in_c)
+        if gw is None:
+            gw = product
+        else:
+            gw[tile.taps] += product
     return gw
 
 
@@ -181,7 +194,7 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     each tile's rows of x times its taps of W give every tap's contribution, which are
     added onto y where they land (col2im, for that tile's taps only)."""
     n, out_c = x.shape[0], weight.shape[1]
-    x_last, w_last = channels_last(x), weight.transpose(0, 2, 3, 1)
+    x_last, w_last = channels_last(x), weight_last(weight)
     y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
 
     def zero(p):
