@@ -74,13 +74,13 @@ def _conv_flops(op, args) -> int:
 
 class Meter:
     """Counts the FLOPs of a step's products, the textbook count (`flops`) and what
-    parallel.matmul ran (`run_flops`), and the wall time inside products and inside
-    split work."""
+    parallel.matmul and parallel.matmuls ran (`run_flops`), and the wall time inside
+    products and inside split work."""
     CONVS = (conv.Conv2d, conv.ConvTranspose2d, conv.Conv2dWeight, conv.ConvTranspose2dGrad)
 
     def __init__(self):
         self.flops, self.run_flops, self.matmul_s, self.split_s = 0, 0, 0.0, 0.0
-        self._matmul, self._run = parallel.matmul, parallel.run
+        self._matmul, self._matmuls, self._run = parallel.matmul, parallel.matmuls, parallel.run
         self._forwards = {cls: cls.forward for cls in self.CONVS}
         self._in_conv = 0
 
@@ -95,17 +95,28 @@ class Meter:
                     self._in_conv -= 1
             return wrapper
 
-        def matmul(a, b):
+        def count(a, b):
             flops = 2 * a.shape[-2] * a.shape[-1] * b.shape[-1] * (
                 a.shape[0] if a.ndim == 3 else 1)
             self.run_flops += flops
             if not self._in_conv:
                 self.flops += flops
+
+        def timed(fn, *args):
             start = time.perf_counter()
             try:
-                return self._matmul(a, b)
+                return fn(*args)
             finally:
                 self.matmul_s += time.perf_counter() - start
+
+        def matmul(a, b):
+            count(a, b)
+            return timed(self._matmul, a, b)
+
+        def matmuls(pairs):
+            for a, b in pairs:
+                count(a, b)
+            return timed(self._matmuls, pairs)
 
         def run(fn, parts):
             if len(parts) < 2:
@@ -116,13 +127,13 @@ class Meter:
             finally:
                 self.split_s += time.perf_counter() - start
 
-        parallel.matmul, parallel.run = matmul, run
+        parallel.matmul, parallel.matmuls, parallel.run = matmul, matmuls, run
         for cls, forward in self._forwards.items():
             cls.forward = counted(forward)
         return self
 
     def __exit__(self, *exc):
-        parallel.matmul, parallel.run = self._matmul, self._run
+        parallel.matmul, parallel.matmuls, parallel.run = self._matmul, self._matmuls, self._run
         for cls, forward in self._forwards.items():
             cls.forward = forward
 

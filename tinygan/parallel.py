@@ -153,11 +153,7 @@ def matmul(a, b):
     if a.ndim == 2 and b.ndim == 2:
         if min(m, n) < 2:
             return a @ b  # a matrix-vector product: BLAS's gemv, whose blocks round otherwise
-        if m < n and b.flags.f_contiguous and not b.flags.c_contiguous:
-            # x W^T for a batch shorter than W: OpenBLAS runs W x^T (the same sums, its
-            # operands swapped) at 90-97 GFLOP/s against 72-76 on one core here, for
-            # every linear layer at batch 64 (benchmarks/README.md). Its transpose is
-            # copied back to rows (m*n floats, small next to the product's m*n*k).
+        if _swapped(a, b):
             return ascontiguousarray(_matmul_2d(b.T, a.T).T)
         return _matmul_2d(a, b)
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or b.shape[1] != k:
@@ -168,6 +164,15 @@ def matmul(a, b):
     out = np.empty((a.shape[0], m, n), dtype=np.result_type(a, b))
     run(lambda p: np.matmul(a[p], b[p], out=out[p]), blocks)
     return out
+
+
+def _swapped(a, b) -> bool:
+    """Whether a @ b runs as (b^T a^T)^T: x W^T for a batch shorter than W, which
+    OpenBLAS runs as W x^T (the same sums, its operands swapped) at 90-97 GFLOP/s
+    against 72-76 on one core here, for every linear layer at batch 64
+    (benchmarks/README.md). Its transpose is copied back to rows (m*n floats, small next
+    to the product's m*n*k)."""
+    return a.shape[0] < b.shape[1] and b.flags.f_contiguous and not b.flags.c_contiguous
 
 
 def _matmul_2d(a, b):
@@ -183,6 +188,37 @@ def _matmul_2d(a, b):
     else:
         run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
     return out
+
+
+def matmuls(pairs) -> list:
+    """[a @ b for (a, b) in pairs] for 2-d NumPy arrays, each product cut into blocks as
+    `matmul` cuts it (so each gives the bits of one call), and the blocks of all of
+    them handed to the threads at once: a convolution's tiles (conv_tiles.py) are 9 to
+    25 products, and one hand-off each would cost more than the small ones take."""
+    outs, jobs = [], []
+    for a, b in pairs:
+        swap = _swapped(a, b)
+        if swap:
+            a, b = b.T, a.T
+        (m, k), n = a.shape, b.shape[1]
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+        rows = m >= n
+        for p in parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN):
+            size = (p.stop - p.start) * (n if rows else m) * k
+            jobs.append((size, len(jobs), (a[p], b, out[p]) if rows else (a, b[:, p], out[:, p])))
+        outs.append((out, swap))
+    groups = [[] for _ in range(min(num_threads(), len(jobs)))]
+    load = [0] * len(groups)
+    for size, _, job in sorted(jobs, key=lambda j: (-j[0], j[1])):  # largest first, to
+        i = load.index(min(load))                                    # the least loaded
+        groups[i].append(job)
+        load[i] += size
+
+    def multiply(group):
+        for a, b, out in group:
+            np.matmul(a, b, out=out)
+    run(multiply, groups or [[]])
+    return [np.ascontiguousarray(out.T) if swap else out for out, swap in outs]
 
 
 def apply(fn, *arrays, **kwargs) -> None:

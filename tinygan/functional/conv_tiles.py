@@ -16,6 +16,14 @@ For 7x7 with a 5x5 kernel and padding 2 the bands are {0}, {1}, {2, 3, 4}, {5}, 
 kernel's taps [t0, t1) on both axes. Without padding there is one tile, the whole output,
 and this is plain im2col. On one core here it made dcgan-mnist's 5x5 convolutions 15-32%
 faster (benchmarks/README.md).
+
+Threads: an op hands its work to the threads in three steps, not per tile (25 tiles,
+each with a copy and a product, made 75 hand-offs of tens of microseconds, more than a
+small tile's product takes): every tile's im2col rows, copied by ranges of images; every
+tile's product, all at once (parallel.matmuls); then the products put in place, by
+images again (the weight gradient's: summed over tiles, by output channels). Each
+element is one BLAS call's sum, and the tiles add up in one fixed order, so the result
+has the same bits whatever the thread count.
 """
 from __future__ import annotations
 
@@ -88,27 +96,6 @@ def channels_last(x):
     return parallel.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
-def cols(x_last, tile: Tile, stride, padding, dilation):
-    """The im2col rows of one tile, (N*rows*cols, taps_h*taps_w*C), from the unpadded
-    channels-last image: a strided view, copied once (split over threads by images)."""
-    n, _, _, c = x_last.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    top = tile.r0 * sh - ph + tile.i0 * dh   # the image row of the tile's first tap
-    left = tile.c0 * sw - pw + tile.j0 * dw
-    s0, s1, s2, s3 = x_last.strides
-    shape = (n, tile.r1 - tile.r0, tile.c1 - tile.c0, tile.i1 - tile.i0, tile.j1 - tile.j0, c)
-    view = np.lib.stride_tricks.as_strided(
-        x_last[:, top:, left:], shape=shape,
-        strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3), writeable=False)
-    return parallel.ascontiguousarray(view).reshape(-1, shape[3] * shape[4] * c)
-
-
-def rows(y_last, tile: Tile):
-    """The tile's pixels of a channels-last (N, OH, OW, C) array as rows (pixels, C)."""
-    part = y_last[tile.out]
-    return parallel.ascontiguousarray(part).reshape(-1, part.shape[-1])
-
-
 def weight_last(weight):
     """A weight (A, B, KH, KW) as a channels-last (A, KH, KW, B) array, copied once for
     all tiles: a tile's taps of it are then runs of taps_w*B floats."""
@@ -121,70 +108,131 @@ def weight_rows(w_last, tile: Tile):
     return np.ascontiguousarray(part).reshape(part.shape[0], -1)
 
 
-def _cols_of(x, stride, padding, dilation):
-    x_last = channels_last(x)
-    return lambda tile: cols(x_last, tile, stride, padding, dilation)
+def receptive_fields(x_last, tile: Tile, stride, padding, dilation):
+    """The tile's receptive fields in the unpadded channels-last image x_last, a strided
+    view (N, rows, cols, taps_h, taps_w, C): copied, it is the tile's im2col matrix."""
+    n, _, _, c = x_last.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    top = tile.r0 * sh - ph + tile.i0 * dh   # the image row of the tile's first tap
+    left = tile.c0 * sw - pw + tile.j0 * dw
+    s0, s1, s2, s3 = x_last.strides
+    shape = (n, tile.r1 - tile.r0, tile.c1 - tile.c0, tile.i1 - tile.i0, tile.j1 - tile.j0, c)
+    return np.lib.stride_tricks.as_strided(
+        x_last[:, top:, left:], shape=shape,
+        strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3), writeable=False)
 
 
-def conv2d(x, weight, out_hw, stride, padding, dilation, x_cols=None):
-    """y (N, OH, OW, O), channels-last: each tile's im2col rows times its taps of W.
-    `x_cols(tile)` gives the im2col rows when the caller has them already."""
-    n, _, h, w = x.shape
-    out_c = weight.shape[0]
-    x_cols = x_cols or _cols_of(x, stride, padding, dilation)
-    w_last = weight_last(weight)
-    parts = tiles((h, w), out_hw, weight.shape[2:], stride, padding, dilation)
-    if len(parts) == 1 and not parts[0].empty:  # nothing pads: the product is the output
-        y = parallel.matmul(x_cols(parts[0]), weight_rows(w_last, parts[0]).T)
-        return y.reshape(n, *out_hw, out_c)
-    y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
-    for tile in parts:
-        if tile.empty:
-            y[tile.out] = 0
-            continue
-        product = parallel.matmul(x_cols(tile), weight_rows(w_last, tile).T)
-        y[tile.out] = product.reshape(y[tile.out].shape)
+def _by_images(fn, n: int, size: int) -> None:
+    """fn(images) over ranges of the batch, one per thread when `size` (elements
+    touched) is worth it."""
+    parallel.run(fn, parallel.parts(n, size))
+
+
+def _im2col(x_last, parts, stride, padding, dilation, rows_of=None):
+    """Every tile's im2col matrix (N*rows*cols, taps_h*taps_w*C), and with `rows_of` (a
+    channels-last (N, OH, OW, O) array) the tile's pixels of it as rows (N*rows*cols, O):
+    copied by ranges of images."""
+    fields = [np.empty(receptive_fields(x_last, t, stride, padding, dilation).shape,
+                       x_last.dtype) for t in parts]
+    rows = [np.empty(rows_of[t.out].shape, rows_of.dtype) for t in parts] if (
+        rows_of is not None) else []
+
+    def images(p):
+        for i, t in enumerate(parts):
+            fields[i][p] = receptive_fields(x_last[p], t, stride, padding, dilation)
+            if rows:
+                rows[i][p] = rows_of[p][t.out]
+    _by_images(images, x_last.shape[0], sum(f.size for f in fields))
+    cols = [f.reshape(-1, f[0, 0, 0].size) for f in fields]
+    return cols, [r.reshape(-1, r.shape[-1]) for r in rows]
+
+
+def _place(y, parts, products) -> None:
+    """Each tile's product (N*rows*cols, O) into its pixels of y (N, OH, OW, O)."""
+    def images(p):
+        for t, product in zip(parts, products):
+            y[p][t.out] = product.reshape(y[t.out].shape)[p]
+    _by_images(images, y.shape[0], sum(product.size for product in products))
+
+
+def _waves(parts):
+    """The tiles in groups handed to the threads together: all at once on several
+    threads (three hand-offs an op), one at a time on one (each tile's im2col matrix
+    still in cache for its product: 15% faster here on a 7x7 image with 256 channels
+    than all matrices first)."""
+    return [parts] if parallel.num_threads() > 1 else [[t] for t in parts]
+
+
+def conv2d(x, weight, out_hw, stride, padding, dilation):
+    """y (N, OH, OW, O), channels-last: each tile's im2col rows times its taps of W."""
+    y, _ = _conv2d_and_weight(x, weight, None, out_hw, stride, padding, dilation)
     return y
 
 
-def conv2d_weight(x, gy, kernel, stride, padding, dilation, x_cols=None):
+def conv2d_weight(x, gy, kernel, stride, padding, dilation):
     """dW (O, KH, KW, C), channels-last: each tile's rows of gy, transposed, times its
-    im2col rows, into its taps. `x_cols(tile)` gives the im2col rows when the caller
-    has them already."""
-    in_c, h, w = x.shape[1:]
-    out_c = gy.shape[1]
-    gy_last = channels_last(gy)
-    x_cols = x_cols or _cols_of(x, stride, padding, dilation)
-    parts = [t for t in tiles((h, w), gy.shape[2:], kernel, stride, padding, dilation)
-             if not t.empty]
-    # The tiles that see the whole kernel (the middle of the image) go first: the first
-    # one's product is the gradient's first value, with no zeros to add it to. The
-    # order is fixed, so each tap's sum is the same every run.
-    parts.sort(key=lambda t: not t.covers(kernel))
-    gw = None
-    if not (parts and parts[0].covers(kernel)):
-        gw = np.zeros((out_c, *kernel, in_c), dtype=np.result_type(x, gy))
-    for tile in parts:
-        product = parallel.matmul(rows(gy_last, tile).T, x_cols(tile)).reshape(
-            out_c, tile.i1 - tile.i0, tile.j1 - tile.j0, in_c)
-        if gw is None:
-            gw = product
-        else:
-            gw[tile.taps] += product
+    im2col rows, summed into its taps."""
+    _, gw = _conv2d_and_weight(x, None, gy, gy.shape[2:], stride, padding, dilation, kernel)
     return gw
 
 
 def conv2d_and_weight(x, weight, g, stride, padding, dilation):
     """(conv2d(x, W), conv2d_weight(x, g)) as (N, O, OH, OW) and (O, C, KH, KW) arrays,
     each tile's im2col rows built once for both: conv_transpose2d's two gradients."""
-    made = {}
-    x_cols = _cols_of(x, stride, padding, dilation)
-
-    def cols_once(tile):  # the first product builds a tile's rows, the second takes them
-        return made.pop(tile) if tile in made else made.setdefault(tile, x_cols(tile))
-    y = conv2d(x, weight, g.shape[2:], stride, padding, dilation, cols_once)
-    gw = conv2d_weight(x, g, weight.shape[2:], stride, padding, dilation, cols_once)
+    y, gw = _conv2d_and_weight(x, weight, g, g.shape[2:], stride, padding, dilation)
     return y.transpose(0, 3, 1, 2), parallel.ascontiguousarray(gw.transpose(0, 3, 1, 2))
+
+
+def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=None):
+    """conv2d(x, weight) when weight is given, and its weight gradient given g, the
+    gradient of its output, when g is: both channels-last, from one im2col per tile."""
+    n, in_c = x.shape[:2]
+    kernel = weight.shape[2:] if weight is not None else kernel
+    every = tiles(x.shape[2:], out_hw, kernel, stride, padding, dilation)
+    # The tiles that see the whole kernel (the middle of the image) go first: the first
+    # one's product is the weight gradient's first value, with no zeros to add it to.
+    parts = sorted((t for t in every if not t.empty), key=lambda t: not t.covers(kernel))
+    x_last = channels_last(x)
+    g_last = channels_last(g) if g is not None else None
+    y = gw = w_last = None
+    if weight is not None:
+        w_last = weight_last(weight)
+        y = np.empty((n, *out_hw, weight.shape[0]), dtype=np.result_type(x, weight))
+        for t in every:
+            if t.empty:  # padding wider than the kernel: no tap reaches the image
+                y[t.out] = 0
+    if g is not None:
+        gw = np.empty((g.shape[1], *kernel, in_c), dtype=np.result_type(x, g))
+        if not (parts and parts[0].covers(kernel)):
+            gw[...] = 0
+    for wave in _waves(parts):
+        cols, g_rows = _im2col(x_last, wave, stride, padding, dilation, g_last)
+        pairs = [(c, weight_rows(w_last, t).T) for t, c in zip(wave, cols)] if (
+            weight is not None) else []
+        pairs += [(r.T, c) for r, c in zip(g_rows, cols)]
+        products = parallel.matmuls(pairs)
+        if weight is not None:
+            if len(every) == 1 and parts:  # nothing pads: the product is the output
+                y = products[0].reshape(y.shape)
+            else:
+                _place(y, wave, products[:len(wave)])
+            products = products[len(wave):]
+        if g is not None:
+            _add_taps_of_weight(gw, wave, products, first=wave[0] is parts[0])
+    return y, gw
+
+
+def _add_taps_of_weight(gw, wave, products, first: bool) -> None:
+    """Each tile's product (O, taps_h*taps_w*C) added onto its taps of dW (O, KH, KW, C),
+    in order (with `first`, the first tile's, which sees the whole kernel, is dW's
+    starting value), split over threads by output channels."""
+    def channels(q):
+        for i, (t, product) in enumerate(zip(wave, products)):
+            if first and i == 0 and t.covers(gw.shape[1:3]):
+                gw[q] = product[q].reshape(gw[q].shape)
+            else:
+                gw[q][t.taps] += product[q].reshape(gw[q][t.taps].shape)
+    parallel.for_each(channels, gw, work=sum(product.size for product in products))
 
 
 def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
@@ -195,31 +243,46 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     added onto y where they land (col2im, for that tile's taps only)."""
     n, out_c = x.shape[0], weight.shape[1]
     x_last, w_last = channels_last(x), weight_last(weight)
+    parts = [t for t in tiles(out_hw, x.shape[2:], weight.shape[2:], stride, padding,
+                              dilation) if not t.empty]
     y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
 
     def zero(p):
         y[p] = 0
     parallel.for_each(zero, y)
-    for tile in tiles(out_hw, x.shape[2:], weight.shape[2:], stride, padding, dilation):
-        if not tile.empty:
-            contrib = parallel.matmul(rows(x_last, tile), weight_rows(w_last, tile))
-            _add_taps(y, contrib, tile, stride, padding, dilation)
+    for wave in _waves(parts):
+        _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation)
     return y
+
+
+def _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation) -> None:
+    """conv_transpose2d's share from a group of tiles: their pixels of x gathered as rows
+    (by images), times their taps of W (all products at once), added onto y (by images)."""
+    n, in_c = x_last.shape[0], x_last.shape[-1]
+    x_rows = [np.empty(x_last[t.out].shape, x_last.dtype) for t in wave]
+
+    def gather(p):
+        for t, r in zip(wave, x_rows):
+            r[p] = x_last[p][t.out]
+    _by_images(gather, n, sum(r.size for r in x_rows))
+    contribs = parallel.matmuls([(r.reshape(-1, in_c), weight_rows(w_last, t))
+                                 for t, r in zip(wave, x_rows)])
+
+    def add(p):
+        for t, contrib in zip(wave, contribs):
+            _add_taps(y[p], contrib.reshape(n, -1)[p], t, stride, padding, dilation)
+    _by_images(add, n, sum(c.size for c in contribs))
 
 
 def _add_taps(y, contrib, tile: Tile, stride, padding, dilation):
     """col2im for one tile: each tap's share of contrib (pixels, taps_h*taps_w*O) added
-    onto the pixels of y that it lands on, one strided add per tap; threads take
-    ranges of images."""
+    onto the pixels of y that it lands on, one strided add per tap."""
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     h, w = tile.r1 - tile.r0, tile.c1 - tile.c0
     contrib = contrib.reshape(y.shape[0], h, w, tile.i1 - tile.i0, tile.j1 - tile.j0, -1)
-
-    def add(p):
-        for i in range(tile.i0, tile.i1):
-            top = tile.r0 * sh - ph + i * dh
-            for j in range(tile.j0, tile.j1):
-                left = tile.c0 * sw - pw + j * dw
-                y[p, top:top + sh * (h - 1) + 1:sh, left:left + sw * (w - 1) + 1:sw] += \
-                    contrib[p, :, :, i - tile.i0, j - tile.j0]
-    parallel.for_each(add, y, work=contrib.size)
+    for i in range(tile.i0, tile.i1):
+        top = tile.r0 * sh - ph + i * dh
+        for j in range(tile.j0, tile.j1):
+            left = tile.c0 * sw - pw + j * dw
+            y[:, top:top + sh * (h - 1) + 1:sh, left:left + sw * (w - 1) + 1:sw] += \
+                contrib[:, :, :, i - tile.i0, j - tile.j0]
