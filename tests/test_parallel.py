@@ -179,6 +179,24 @@ def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     assert parallel.matmul(np.ones(3), np.ones(3)) == 3.0  # vectors: plain @
 
 
+def test_many_products_at_once_give_the_bits_of_one_thread(monkeypatch):
+    # a convolution's tiles: large products cut into blocks, small ones whole, a short
+    # one against a transposed weight swapped; all handed to the threads at once
+    rng = np.random.default_rng(4)
+    shapes = [((3000, 400), (400, 128)), ((64, 400), (400, 32)), ((9, 50), (50, 7)),
+              ((576, 1600), (1600, 128))]
+    pairs = [(rng.standard_normal(a).astype(np.float32),
+              rng.standard_normal(b).astype(np.float32)) for a, b in shapes]
+    pairs.append((rng.standard_normal((64, 300)).astype(np.float32),
+                  rng.standard_normal((256, 300)).astype(np.float32).T))
+    results, splits = _on_threads(monkeypatch, lambda: parallel.matmuls(pairs))
+    assert max(splits[0]) == 1 and max(splits[1]) > 1  # one part on one thread
+    _assert_same_bits(results)
+    for (a, b), product in zip(pairs, results[0]):
+        assert product.flags.c_contiguous
+        np.testing.assert_allclose(product, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
 def test_a_short_batch_times_a_transposed_weight_runs_as_its_transpose(monkeypatch):
     # x W^T with fewer rows than W: computed as (W x^T)^T, which BLAS runs faster, and
     # handed back in rows like any other product
