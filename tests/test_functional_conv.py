@@ -342,3 +342,29 @@ def test_conv_transpose2d_stride_one_widening(in_c, out_c, kernel, padding, dila
                      [leaf(x[:1]), leaf(w), leaf(b)])
     assert gradgradcheck(lambda a, b_: F.conv_transpose2d(a, b_, None, *args),
                          [leaf(x[:1]), leaf(w)])
+
+
+@pytest.mark.parametrize("in_c,out_c,kernel,padding,dilation", [(3, 2, (3, 3), 1, 1),
+                                                                (4, 1, (2, 3), 0, 2),
+                                                                (5, 2, (3, 2), (2, 1), (1, 2)),
+                                                                (4, 3, (3, 3), 3, 1)])
+def test_conv2d_stride_one_narrowing(in_c, out_c, kernel, padding, dilation, transpose_path):
+    # stride 1 and out < in: computed as the flipped kernel's transposed conv, and its
+    # weight gradient as that conv's (the last pads more than d(k-1): im2col's way)
+    x, w, b = away(2, in_c, 6, 7, seed=1), away(out_c, in_c, *kernel, seed=2), away(out_c, seed=3)
+    p, d = F.conv._pair(padding), F.conv._pair(dilation)
+    assert (F.conv._narrowing(w.shape, (1, 1), p, d) is None) == (padding == 3)
+    y = F.conv2d(tinygan.tensor(x), tinygan.tensor(w), tinygan.tensor(b), 1, padding, dilation)
+    np.testing.assert_allclose(y.numpy(), conv2d_reference(x, w, b, (1, 1), p, d),
+                               rtol=1e-10, atol=1e-12)
+    gy = away(*y.shape, seed=4)
+    gw = conv2d_weight(tinygan.tensor(x), tinygan.tensor(gy), kernel, 1, padding, dilation)
+    ref = np.zeros_like(w)  # <gy, conv2d(x, e)> for each weight element e
+    for index in np.ndindex(*w.shape):
+        e = np.zeros_like(w)
+        e[index] = 1
+        ref[index] = (gy * conv2d_reference(x, e, None, (1, 1), p, d)).sum()
+    np.testing.assert_allclose(gw.numpy(), ref, rtol=1e-10, atol=1e-12)
+    args = (1, padding, dilation)
+    assert gradcheck(lambda a, b_, c: F.conv2d(a, b_, c, *args), [leaf(x[:1]), leaf(w), leaf(b)])
+    assert gradgradcheck(lambda a, b_: F.conv2d(a, b_, None, *args), [leaf(x[:1]), leaf(w)])
