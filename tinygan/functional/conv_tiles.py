@@ -66,6 +66,16 @@ class Tile:
         """No tap reaches the image (padding wider than the kernel)."""
         return self.i1 <= self.i0 or self.j1 <= self.j0
 
+    @property
+    def pixels(self) -> int:
+        """Output pixels of one image in the tile."""
+        return (self.r1 - self.r0) * (self.c1 - self.c0)
+
+    @property
+    def n_taps(self) -> int:
+        """Kernel taps the tile reads."""
+        return (self.i1 - self.i0) * (self.j1 - self.j0)
+
 
 def bands(size: int, out_size: int, kernel: int, stride: int, padding: int,
           dilation: int) -> list[tuple[int, int, int, int]]:
@@ -158,20 +168,20 @@ def _place(y, parts, products) -> None:
 WAVE_BYTES = 16 * 2 ** 20
 
 
-def _waves(parts, size):
+def _waves(parts, floats):
     """The tiles in groups handed to the threads together (three hand-offs a group).
 
     On one thread, one tile at a time: each im2col matrix is still in cache for its
     product (15% faster here on a 7x7 image with 256 channels than all matrices first).
-    On several, as many tiles as keep a group's matrices and products (`size(tile)`
-    floats) within WAVE_BYTES: all 25 tiles at once held 47 MB of weight-gradient
+    On several, as many tiles as keep a group's matrices and products (`floats(tile)`)
+    within WAVE_BYTES: all 25 tiles at once held 47 MB of weight-gradient
     products on a 7x7 image with 256 and 128 channels, and raised dcgan-mnist's peak
     memory from 104 to 191 MB."""
     if parallel.num_threads() == 1:
         return [[t] for t in parts]
     waves, total = [], 0
     for tile in parts:
-        bytes_ = size(tile) * 4
+        bytes_ = floats(tile) * 4
         if not waves or total + bytes_ > WAVE_BYTES:
             waves.append([])
             total = 0
@@ -218,15 +228,16 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
         for t in every:
             if t.empty:  # padding wider than the kernel: no tap reaches the image
                 y[t.out] = 0
+    start = parts[0] if parts and parts[0].covers(kernel) else None
     if g is not None:
         gw = np.empty((g.shape[1], *kernel, in_c), dtype=np.result_type(x, g))
-        if not (parts and parts[0].covers(kernel)):
+        if start is None:
             gw[...] = 0
-    def size(t):  # floats of a tile's im2col rows and products
-        pixels, taps = n * (t.r1 - t.r0) * (t.c1 - t.c0), (t.i1 - t.i0) * (t.j1 - t.j0)
-        return taps * in_c * (pixels + (g.shape[1] if g is not None else 0)) + pixels * (
-            weight.shape[0] if weight is not None else 0)
-    for wave in _waves(parts, size):
+    out_c = (weight.shape[0] if weight is not None else 0, g.shape[1] if g is not None else 0)
+
+    def floats(t):  # a tile's im2col rows, its products and its gradient's product
+        return n * t.pixels * (t.n_taps * in_c + out_c[0]) + out_c[1] * t.n_taps * in_c
+    for wave in _waves(parts, floats):
         cols, g_rows = _im2col(x_last, wave, stride, padding, dilation, g_last)
         pairs = [(c, weight_rows(w_last, t).T) for t, c in zip(wave, cols)] if (
             weight is not None) else []
@@ -239,17 +250,17 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
                 _place(y, wave, products[:len(wave)])
             products = products[len(wave):]
         if g is not None:
-            _add_taps_of_weight(gw, wave, products, first=wave[0] is parts[0])
+            _add_taps_of_weight(gw, wave, products, start)
     return y, gw
 
 
-def _add_taps_of_weight(gw, wave, products, first: bool) -> None:
+def _add_taps_of_weight(gw, wave, products, start) -> None:
     """Each tile's product (O, taps_h*taps_w*C) added onto its taps of dW (O, KH, KW, C),
-    in order (with `first`, the first tile's, which sees the whole kernel, is dW's
-    starting value), split over threads by output channels."""
+    in order; the tile `start`'s, which sees the whole kernel, is dW's first value. Split
+    over threads by output channels."""
     def channels(q):
-        for i, (t, product) in enumerate(zip(wave, products)):
-            if first and i == 0 and t.covers(gw.shape[1:3]):
+        for t, product in zip(wave, products):
+            if t is start:
                 gw[q] = product[q].reshape(gw[q].shape)
             else:
                 gw[q][t.taps] += product[q].reshape(gw[q][t.taps].shape)
@@ -271,10 +282,10 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     def zero(p):
         y[p] = 0
     parallel.for_each(zero, y)
-    def size(t):  # floats of a tile's rows of x and contributions
-        pixels, taps = n * (t.r1 - t.r0) * (t.c1 - t.c0), (t.i1 - t.i0) * (t.j1 - t.j0)
-        return pixels * (x.shape[1] + taps * out_c)
-    for wave in _waves(parts, size):
+
+    def floats(t):  # a tile's rows of x and its contributions
+        return n * t.pixels * (x.shape[1] + t.n_taps * out_c)
+    for wave in _waves(parts, floats):
         _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation)
     return y
 
