@@ -70,12 +70,12 @@ def pool_reference(x, k, s, p, d, reduce, pad_value):
 
 
 @pytest.fixture(params=["col2im", "tiles"])
-def transpose_path(request, monkeypatch):
-    """conv_transpose2d (also conv2d's input gradient) adds its products onto the image by
-    tiles from 16 output channels up and by one col2im below: the cases here, with a few
-    channels, take each path in turn."""
+def conv_path(request, monkeypatch):
+    """On the CPU the convolutions run by tiles from 16 channels up (the image's for
+    im2col, the output's for conv_transpose2d's adds) and by im2col and col2im below:
+    the cases here, with a few channels, take each path in turn."""
     if request.param == "tiles":
-        monkeypatch.setattr(F.conv, "_TILED_ADDS_MIN_CHANNELS", 1)
+        monkeypatch.setattr(F.conv, "_TILES_MIN_CHANNELS", 1)
     return request.param
 
 
@@ -90,7 +90,7 @@ CONV_GRID = [(k, s, p, d, hw)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", CONV_GRID)
-def test_conv2d_grid(kernel, stride, padding, dilation, hw, transpose_path):
+def test_conv2d_grid(kernel, stride, padding, dilation, hw, conv_path):
     x, w, b = away(1, 2, *hw, seed=1), away(2, 2, *kernel, seed=2), away(2, seed=3)
     args = dict(stride=stride, padding=padding, dilation=dilation)
     y = F.conv2d(tinygan.tensor(x), tinygan.tensor(w), tinygan.tensor(b), **args)
@@ -144,7 +144,7 @@ def test_conv2d_on_non_contiguous_input():
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 1, 2)])
-def test_conv2d_second_derivative(stride, padding, dilation, transpose_path):
+def test_conv2d_second_derivative(stride, padding, dilation, conv_path):
     args = dict(stride=stride, padding=padding, dilation=dilation)
     assert gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, **args),
                          [leaf(away(1, 2, 5, 4, seed=1)), leaf(away(2, 2, 2, 2, seed=2)),
@@ -171,7 +171,7 @@ TRANSPOSE_GRID = [(k, s, p, op, d, hw)
 
 @pytest.mark.parametrize("kernel,stride,padding,output_padding,dilation,hw", TRANSPOSE_GRID)
 def test_conv_transpose2d_grid(kernel, stride, padding, output_padding, dilation, hw,
-                               transpose_path):
+                               conv_path):
     x, w, b = away(1, 2, *hw, seed=1), away(2, 2, *kernel, seed=2), away(2, seed=3)
     args = dict(stride=stride, padding=padding, output_padding=output_padding,
                 dilation=dilation)
@@ -185,7 +185,7 @@ def test_conv_transpose2d_grid(kernel, stride, padding, output_padding, dilation
 
 @pytest.mark.parametrize("stride,padding,output_padding", [(2, 1, 1), (3, 0, 2), (1, 1, 0)])
 def test_conv_transpose2d_is_the_adjoint_of_conv2d(stride, padding, output_padding,
-                                                  transpose_path):
+                                                  conv_path):
     # <conv2d(z, w), x> = <z, conv_transpose2d(x, w)> with the same weight array
     x = tinygan.tensor(away(2, 4, 3, 4, seed=1))
     w = tinygan.tensor(away(4, 3, 3, 3, seed=2))
@@ -196,7 +196,7 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(stride, padding, output_paddi
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
 
 
-def test_conv_transpose2d_on_non_contiguous_input(transpose_path):
+def test_conv_transpose2d_on_non_contiguous_input(conv_path):
     x = tinygan.Tensor(away(3, 2, 2, 1, seed=1).transpose(3, 2, 1, 0), requires_grad=True)
     assert not x.data.flags.c_contiguous
     w = leaf(away(2, 3, 3, 2, seed=2))
@@ -205,7 +205,7 @@ def test_conv_transpose2d_on_non_contiguous_input(transpose_path):
 
 
 @pytest.mark.parametrize("stride,padding,output_padding", [(1, 0, 0), (2, 1, 1)])
-def test_conv_transpose2d_second_derivative(stride, padding, output_padding, transpose_path):
+def test_conv_transpose2d_second_derivative(stride, padding, output_padding, conv_path):
     args = dict(stride=stride, padding=padding, output_padding=output_padding)
     assert gradgradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, **args),
                          [leaf(away(1, 2, 2, 3, seed=1)), leaf(away(2, 2, 3, 2, seed=2)),
@@ -214,7 +214,7 @@ def test_conv_transpose2d_second_derivative(stride, padding, output_padding, tra
 
 @pytest.mark.parametrize("stride,padding,output_padding,dilation", [(2, 1, 1, 1), (1, 0, 0, 2),
                                                                     (3, (2, 1), (1, 2), 1)])
-def test_conv_transpose2d_grad_op(stride, padding, output_padding, dilation, transpose_path):
+def test_conv_transpose2d_grad_op(stride, padding, output_padding, dilation, conv_path):
     # ConvTranspose2dGrad, what ConvTranspose2d.backward returns when x and W both want a
     # gradient: (conv2d(gy, W), conv2d_weight(gy, x)) from one im2col(gy), against the
     # two ops, and to the first and second order in gy, x and W
@@ -348,7 +348,7 @@ def test_conv_transpose2d_stride_one_widening(in_c, out_c, kernel, padding, dila
                                                                 (4, 1, (2, 3), 0, 2),
                                                                 (5, 2, (3, 2), (2, 1), (1, 2)),
                                                                 (4, 3, (3, 3), 3, 1)])
-def test_conv2d_stride_one_narrowing(in_c, out_c, kernel, padding, dilation, transpose_path):
+def test_conv2d_stride_one_narrowing(in_c, out_c, kernel, padding, dilation, conv_path):
     # stride 1 and out < in: computed as the flipped kernel's transposed conv, and its
     # weight gradient as that conv's (the last pads more than d(k-1): im2col's way)
     x, w, b = away(2, in_c, 6, 7, seed=1), away(out_c, in_c, *kernel, seed=2), away(out_c, seed=3)

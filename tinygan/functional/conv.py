@@ -37,7 +37,18 @@ from .unfold import col2im, conv_output_size, im2col  # noqa: F401 (their names 
 from .reduce import sum as sum_
 from .shape import getitem, pad, reshape, stack
 
-_TILED_ADDS_MIN_CHANNELS = 16
+_TILES_MIN_CHANNELS = 16
+
+
+def _tiled(a, channels: int) -> bool:
+    """Whether an op on array `a` runs by tiles (conv_tiles.py): on NumPy arrays, where the
+    tiles' rows carry at least _TILES_MIN_CHANNELS channels a pixel (the image's in
+    im2col, the output's in the transposed conv's adds). With 1 or 3 channels a tile's
+    copies and adds are too short to pay for what they skip: measured here, dcgan-mnist's
+    first layer (1 channel) took 3.5 ms by im2col and 5.6 by tiles, and the transposed
+    convolutions' 81-144 adds against col2im's 16-25 cost more than they saved with 1 or
+    3 output channels."""
+    return type(a) is np.ndarray and channels >= _TILES_MIN_CHANNELS
 
 
 def _narrowing(weight_shape, stride, padding, dilation):
@@ -64,14 +75,15 @@ def _conv2d_array(x, weight, stride, padding, dilation, bias=None):
     """conv2d on arrays, NCHW-shaped over channels-last memory: on NumPy arrays by tiles
     that skip the padding's zeros (conv_tiles.py), or as the flipped transposed conv
     when that is narrower (`_narrowing`); else im2col plus one GEMM."""
-    if type(x) is np.ndarray:
+    full = _narrowing(weight.shape, stride, padding, dilation)
+    if type(x) is np.ndarray and full is not None:
         out_hw = _output_hw(x.shape, weight.shape[2:], stride, padding, dilation, "conv2d")
-        full = _narrowing(weight.shape, stride, padding, dilation)
-        if full is not None:
-            y = _conv_transpose2d_array(x, _flipped(weight), stride, full, dilation, out_hw)
-            if bias is not None:
-                y += bias.reshape(1, -1, 1, 1)
-            return y
+        y = _conv_transpose2d_array(x, _flipped(weight), stride, full, dilation, out_hw)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        return y
+    if _tiled(x, x.shape[1]):
+        out_hw = _output_hw(x.shape, weight.shape[2:], stride, padding, dilation, "conv2d")
         y = conv_tiles.conv2d(x, weight, out_hw, stride, padding, dilation)
         if bias is not None:
             y += bias
@@ -81,12 +93,13 @@ def _conv2d_array(x, weight, stride, padding, dilation, bias=None):
 
 
 def _conv2d_weight_array(x, gy, kernel, stride, padding, dilation):
-    """conv2d's weight gradient on arrays, (O, C, KH, KW): by tiles on NumPy arrays."""
-    if type(x) is np.ndarray:
-        full = _narrowing((gy.shape[1], x.shape[1], *kernel), stride, padding, dilation)
-        if full is not None:  # the flipped transposed conv's: (in, KH, KW, out), turned
-            gw = conv_tiles.conv2d_weight(gy, x, kernel, stride, full, dilation)
-            return np.ascontiguousarray(gw.transpose(3, 0, 1, 2)[:, :, ::-1, ::-1])
+    """conv2d's weight gradient on arrays, (O, C, KH, KW): by tiles on NumPy arrays, or
+    that of the flipped transposed conv when it is narrower (`_narrowing`), turned."""
+    full = _narrowing((gy.shape[1], x.shape[1], *kernel), stride, padding, dilation)
+    if type(x) is np.ndarray and full is not None:
+        flipped = _conv2d_weight_array(gy, x, kernel, stride, full, dilation)  # (C, O, ..)
+        return np.ascontiguousarray(_flipped(flipped))
+    if _tiled(x, x.shape[1]):
         gw = conv_tiles.conv2d_weight(x, gy, kernel, stride, padding, dilation)
         return parallel.ascontiguousarray(gw.transpose(0, 3, 1, 2))
     cols, _ = _im2col(x, kernel, stride, padding, dilation)
@@ -96,7 +109,7 @@ def _conv2d_weight_array(x, gy, kernel, stride, padding, dilation):
 def _conv2d_and_weight_array(x, weight, g, stride, padding, dilation):
     """(conv2d(x, W), conv2d_weight(x, g)) on arrays from one im2col of x (per tile on
     NumPy arrays): conv_transpose2d's two gradients, with x its output's gradient."""
-    if type(x) is np.ndarray:
+    if _tiled(x, x.shape[1]):
         return conv_tiles.conv2d_and_weight(x, weight, g, stride, padding, dilation)
     kernel = weight.shape[2:]
     cols, out_hw = _im2col(x, kernel, stride, padding, dilation)
@@ -106,12 +119,9 @@ def _conv2d_and_weight_array(x, weight, g, stride, padding, dilation):
 
 def _conv_transpose2d_array(x, weight, stride, padding, dilation, out_hw):
     """conv_transpose2d on arrays, NCHW-shaped over channels-last memory: by tiles on
-    NumPy arrays, else one GEMM and col2im. Tiles add each tap's share onto the output
-    separately (81-144 strided adds for a 4x4 or 5x5 kernel against col2im's 16-25):
-    with 1 or 3 output channels that cost more than the zeros they skip (measured
-    here), so there col2im stays."""
+    NumPy arrays with enough output channels (`_tiled`), else one GEMM and col2im."""
     out_c = weight.shape[1]
-    if type(x) is np.ndarray and out_c >= _TILED_ADDS_MIN_CHANNELS:
+    if _tiled(x, out_c):
         y = conv_tiles.conv_transpose2d(x, weight, out_hw, stride, padding, dilation)
         return y.transpose(0, 3, 1, 2)
     cols = parallel.matmul(_rows(x), _weight_matrix(weight))  # (N*H*W, KH*KW*out)
