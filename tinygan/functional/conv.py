@@ -2,10 +2,10 @@
 
 conv2d is a GEMM of the im2col matrix (every receptive field as a row, unfold.py) with
 the weight matrix (O, KH*KW*C); conv_transpose2d, its adjoint in x, is x's pixels times
-the weight matrix, added back onto the image by col2im. On the CPU both cut the output
-into tiles whose pixels read the image through the same kernel taps, so that no product
-is spent on the padding's zeros (conv_tiles.py); on the GPU one CUDA kernel builds the
-whole matrix over the padded image.
+the weight matrix, added back onto the image by col2im. On the CPU, where a pixel carries
+16 or more channels, both cut the output into tiles whose pixels read the image through
+the same kernel taps, so that no product is spent on the padding's zeros (conv_tiles.py);
+on the GPU one CUDA kernel builds the whole matrix over the padded image.
 
 Conv2d, ConvTranspose2d and Conv2dWeight (the weight's gradient) are Functions of their
 own, each one im2col/col2im plus GEMMs. They save only their inputs, never the
