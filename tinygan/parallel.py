@@ -175,18 +175,30 @@ def _swapped(a, b) -> bool:
     return a.shape[0] < b.shape[1] and b.flags.f_contiguous and not b.flags.c_contiguous
 
 
+def _blocks(a, b, out) -> list:
+    """The BLAS calls (a', b', out') that make out = a @ b for 2-d arrays: blocks of rows
+    of a, or of columns of b (whichever dimension is longer), each of GEMM_GRAIN
+    multiply-adds at least and starting at a multiple of _ALIGN; one call for a
+    matrix-vector product (BLAS's gemv, whose blocks round otherwise)."""
+    (m, k), n = a.shape, b.shape[1]
+    if min(m, n) < 2:
+        return [(a, b, out)]
+    if m >= n:
+        return [(a[p], b, out[p]) for p in parts(m, m * n * k, GEMM_GRAIN, _ALIGN)]
+    return [(a, b[:, p], out[:, p]) for p in parts(n, m * n * k, GEMM_GRAIN, _ALIGN)]
+
+
+def _multiply(blocks) -> None:
+    for a, b, out in blocks:
+        np.matmul(a, b, out=out)
+
+
 def _matmul_2d(a, b):
-    m, k = a.shape
-    n = b.shape[1]
-    rows = m >= n
-    blocks = parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    blocks = _blocks(a, b, out)
     if len(blocks) == 1:
         return a @ b
-    out = np.empty((m, n), dtype=np.result_type(a, b))
-    if rows:
-        run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
-    else:
-        run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
+    run(lambda block: _multiply([block]), blocks)
     return out
 
 
@@ -195,29 +207,22 @@ def matmuls(pairs) -> list:
     `matmul` cuts it (so each gives the bits of one call), and the blocks of all of
     them handed to the threads at once: a convolution's tiles (conv_tiles.py) are 9 to
     25 products, and one hand-off each would cost more than the small ones take."""
-    outs, jobs = [], []
+    outs, blocks = [], []
     for a, b in pairs:
         swap = _swapped(a, b)
         if swap:
             a, b = b.T, a.T
-        (m, k), n = a.shape, b.shape[1]
-        out = np.empty((m, n), dtype=np.result_type(a, b))
-        rows = m >= n
-        for p in parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN):
-            size = (p.stop - p.start) * (n if rows else m) * k
-            jobs.append((size, len(jobs), (a[p], b, out[p]) if rows else (a, b[:, p], out[:, p])))
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+        blocks += _blocks(a, b, out)
         outs.append((out, swap))
-    groups = [[] for _ in range(min(num_threads(), len(jobs)))]
+    groups = [[] for _ in range(min(num_threads(), len(blocks)))]
     load = [0] * len(groups)
-    for size, _, job in sorted(jobs, key=lambda j: (-j[0], j[1])):  # largest first, to
-        i = load.index(min(load))                                    # the least loaded
-        groups[i].append(job)
-        load[i] += size
-
-    def multiply(group):
-        for a, b, out in group:
-            np.matmul(a, b, out=out)
-    run(multiply, groups or [[]])
+    work = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in blocks]
+    for i in sorted(range(len(blocks)), key=lambda i: -work[i]):  # largest first (stable),
+        least = load.index(min(load))                              # to the least loaded
+        groups[least].append(blocks[i])
+        load[least] += work[i]
+    run(_multiply, groups or [[]])
     return [np.ascontiguousarray(out.T) if swap else out for out, swap in outs]
 
 

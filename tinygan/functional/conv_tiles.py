@@ -14,8 +14,8 @@ For 7x7 with a 5x5 kernel and padding 2 the bands are {0}, {1}, {2, 3, 4}, {5}, 
 3, 4, 5, 4, 3 taps: 25 tiles, the middle one with all taps. Each tile is its own im2col
 (a strided view of the unpadded channels-last image, copied) and its own GEMM with the
 kernel's taps [t0, t1) on both axes. Without padding there is one tile, the whole output,
-and this is plain im2col. On one core here it made dcgan-mnist's 5x5 convolutions 15-32%
-faster (benchmarks/README.md).
+and this is plain im2col. On one core here dcgan-mnist's products fell from 31.6 to 24.2
+GFLOP a step and its step from 438.8 to 383.4 ms (benchmarks/README.md).
 
 Threads: an op hands its work to the threads in three steps, not per tile (25 tiles,
 each with a copy and a product, made 75 hand-offs of tens of microseconds, more than a
