@@ -86,6 +86,36 @@ def test_tiled_products_equal_the_loops(kernel, stride, padding, dilation, hw):
         np.testing.assert_array_equal(gw2, gw.transpose(0, 3, 1, 2))
 
 
+PHASE_GRID = [((k, k), s, p, (size, size + 1))
+              for k, s, p, size in itertools.product((1, 2, 3, 4, 5), ((2, 2), (3, 2), (1, 1)),
+                                                     (0, 1, 2, 4), (1, 3, 7))
+              if all(out_size(size + a, k, s[a], p, 1) >= 1 for a in (0, 1))]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,hw", PHASE_GRID)
+def test_transposed_conv_by_phases_equals_the_scatter_loop(kernel, stride, padding, hw):
+    # each phase of the output its own stride-1 conv2d: kernels narrower than the stride
+    # (phases with no tap), paddings wider than the kernel (a phase's padding below 0)
+    padding = (padding, padding)
+    grid = tuple(out_size(hw[a], kernel[a], stride[a], padding[a], 1) for a in (0, 1))
+    w = away(3, 4, *kernel, seed=2)
+    fit = conv._output_padding_to_fit((1, 1) + hw, kernel, stride, padding, (1, 1))
+    for x in _layouts(1, 2, 3, *grid):
+        y = conv_tiles.conv_transpose2d_by_phases(x, w, hw, stride, padding)
+        ref = conv_transpose2d_reference(x, w, None, stride, padding, fit, (1, 1))
+        np.testing.assert_allclose(y.transpose(0, 3, 1, 2), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_phases_are_chosen_where_x_has_no_more_channels_than_y():
+    x = np.zeros((1, 64, 4, 4), np.float32)
+    assert conv._by_phases(x, (64, 64, 4, 4), (1, 1))
+    assert not conv._by_phases(x, (64, 32, 4, 4), (1, 1))        # x wider: the scatter
+    assert not conv._by_phases(x, (64, 64, 4, 4), (2, 1))        # dilated
+    assert not conv._by_phases(x[:, :8], (8, 64, 4, 4), (1, 1))  # too few channels for tiles
+    x = np.zeros((1, 256, 4, 4), np.float32)
+    assert not conv._by_phases(x, (256, 256, 4, 4), (1, 1))      # thick enough to scatter
+
+
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)
 def test_tiled_transposed_conv_equals_the_scatter_loop(kernel, stride, padding, dilation, hw):
     # conv_transpose2d back onto an image of size hw (every output_padding that fits)

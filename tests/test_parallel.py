@@ -243,16 +243,19 @@ def test_im2col_and_col2im_over_threads(monkeypatch, layer):
 @pytest.mark.parametrize("stride,padding", [(2, 2), (1, 2), (2, 0)])
 def test_convolutions_by_tiles_over_threads(monkeypatch, stride, padding):
     # conv2d, its weight gradient and conv_transpose2d cut into tiles (padding 2 makes 9
-    # to 25 of them, padding 0 one), each tile's copies and products split over threads
+    # to 25 of them, padding 0 one), each tile's copies and products split over threads;
+    # a transposed conv that widens the channels at stride 2 runs by phases
     rng = np.random.default_rng(5)
     x = tinygan.tensor(_channels_last((64, 16, 14, 14), 6))
     w = tinygan.tensor((0.1 * rng.standard_normal((32, 16, 5, 5))).astype(np.float32))
+    up_w = tinygan.tensor((0.1 * rng.standard_normal((16, 32, 5, 5))).astype(np.float32))
 
     def ops():
         y = F.conv2d(x, w, None, stride, padding)
         gw = F.conv.conv2d_weight(x, y, (5, 5), stride, padding)
         back = F.conv_transpose2d(y, w, None, stride, padding)
-        return [y.data.copy(), gw.data, back.data]
+        up = F.conv_transpose2d(x, up_w, None, stride, padding)  # by phases at stride 2
+        return [y.data.copy(), gw.data, back.data, up.data]
     results, splits = _on_threads(monkeypatch, ops)
     assert max(splits[1]) > 1
     _assert_same_bits(results)

@@ -190,9 +190,10 @@ def _waves(parts, floats):
     return waves
 
 
-def conv2d(x, weight, out_hw, stride, padding, dilation):
-    """y (N, OH, OW, O), channels-last: each tile's im2col rows times its taps of W."""
-    y, _ = _conv2d_and_weight(x, weight, None, out_hw, stride, padding, dilation)
+def conv2d(x, weight, out_hw, stride, padding, dilation, out=None):
+    """y (N, OH, OW, O), channels-last: each tile's im2col rows times its taps of W,
+    written into `out` (any view of that shape) when it is given."""
+    y, _ = _conv2d_and_weight(x, weight, None, out_hw, stride, padding, dilation, out=out)
     return y
 
 
@@ -210,7 +211,8 @@ def conv2d_and_weight(x, weight, g, stride, padding, dilation):
     return y.transpose(0, 3, 1, 2), parallel.ascontiguousarray(gw.transpose(0, 3, 1, 2))
 
 
-def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=None):
+def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=None,
+                       out=None):
     """conv2d(x, weight) when weight is given, and its weight gradient given g, the
     gradient of its output, when g is: both channels-last, from one im2col per tile."""
     n, in_c = x.shape[:2]
@@ -224,7 +226,8 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
     y = gw = w_last = None
     if weight is not None:
         w_last = weight_last(weight)
-        y = np.empty((n, *out_hw, weight.shape[0]), dtype=np.result_type(x, weight))
+        y = np.empty((n, *out_hw, weight.shape[0]), dtype=np.result_type(x, weight)) if (
+            out is None) else out
         for t in every:
             if t.empty:  # padding wider than the kernel: no tap reaches the image
                 y[t.out] = 0
@@ -244,7 +247,7 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
         pairs += [(r.T, c) for r, c in zip(g_rows, cols)]
         products = parallel.matmuls(pairs)
         if weight is not None:
-            if len(every) == 1 and parts:  # nothing pads: the product is the output
+            if len(every) == 1 and parts and out is None:  # nothing pads: the product is y
                 y = products[0].reshape(y.shape)
             else:
                 _place(y, wave, products[:len(wave)])
@@ -288,6 +291,42 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     for wave in _waves(parts, floats):
         _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation)
     return y
+
+
+def conv_transpose2d_by_phases(x, weight, out_hw, stride, padding):
+    """conv_transpose2d (dilation 1) as stride*stride stride-1 convolutions, one for
+    each phase of the output (its pixels at a given offset modulo the stride), each
+    written by tiles into its pixels of y: a gather, with no adds.
+
+    Along one axis, output o = s q + a (0 <= a < s) gets x[i] W[t] from every i s - p + t
+    = o, so t = r + s m with r = (a + p) mod s, and i = q + c - m with c = (a + p - r)/s:
+    phase a is conv2d of x with the taps r, r + s, ... (M of them) reversed, stride 1,
+    padding M - 1 - c. Its products have K = M_h M_w C against the scatter's C, which is
+    what pays where the channels are few: 64 to 64 channels from 16x16 to 32x32 took
+    34.5 ms against the scatter's 47.5 on one core here (benchmarks/README.md)."""
+    n, out_c = x.shape[0], weight.shape[1]
+    x = channels_last(x).transpose(0, 3, 1, 2)  # copied once, not once per phase
+    y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
+    for a in range(stride[0]):
+        r, m, pad = _phase(a, weight.shape[2], stride[0], padding[0])
+        for b in range(stride[1]):
+            r_w, m_w, pad_w = _phase(b, weight.shape[3], stride[1], padding[1])
+            view = y[:, a::stride[0], b::stride[1]]
+            if m == 0 or m_w == 0:  # a kernel narrower than the stride misses this phase
+                view[...] = 0
+            elif view.size:
+                taps = weight[:, :, r::stride[0], r_w::stride[1]][:, :, ::-1, ::-1]
+                conv2d(x, taps.transpose(1, 0, 2, 3), view.shape[1:3], (1, 1),
+                       (pad, pad_w), (1, 1), out=view)
+    return y
+
+
+def _phase(a: int, kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
+    """(r, M, padding) of output phase a along one axis: its first tap, how many taps
+    it reads (r, r + s, ...), and the padding of its stride-1 conv2d."""
+    r = (a + padding) % stride
+    m = len(range(r, kernel, stride))
+    return r, m, m - 1 - (a + padding - r) // stride
 
 
 def _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation) -> None:
