@@ -42,6 +42,25 @@ def test_bands_hold_every_tap_inside_the_image_and_no_other(size, k, s, p, d):
             assert list(range(t0, t1)) == inside
 
 
+@pytest.fixture(params=["whole batch", "one image"])
+def pieces(request, monkeypatch):
+    """Each tile over the whole batch (these cases are small), or cut into pieces of one
+    image each, as large tiles are (conv_tiles.PIECE_BYTES)."""
+    if request.param == "one image":
+        monkeypatch.setattr(conv_tiles, "PIECE_BYTES", 1)
+    return request.param
+
+
+def test_pieces_cut_each_tile_into_runs_of_images():
+    middle, edge = conv_tiles.Tile(1, 6, 1, 6, 0, 5, 0, 5), conv_tiles.Tile(0, 1, 0, 7, 2, 5, 0, 5)
+    per_image = {middle: 2 ** 18, edge: 2 ** 10}  # floats: 1 MB and 4 KB of float32
+    found = conv_tiles._pieces([middle, edge], 10, per_image.get, 4)
+    assert [(p.tile, p.n0, p.n1) for p in found] == [
+        (middle, 0, 4), (middle, 4, 8), (middle, 8, 10), (edge, 0, 10)]
+    assert found[1].images(slice(0, 5)) == (slice(4, 5), slice(0, 1))
+    assert found[1].images(slice(8, 10)) is None
+
+
 def _layouts(seed, n, c, h, w):
     x = away(n, h, w, c, seed=seed).transpose(0, 3, 1, 2)  # channels-last, as layers leave it
     return [x, np.ascontiguousarray(x)]
@@ -68,7 +87,7 @@ TILE_GRID = [((5, 5), (2, 2), (2, 2), (1, 1), (7, 6)),
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)
-def test_tiled_products_equal_the_loops(kernel, stride, padding, dilation, hw):
+def test_tiled_products_equal_the_loops(kernel, stride, padding, dilation, hw, pieces):
     out_hw = tuple(out_size(hw[a], kernel[a], stride[a], padding[a], dilation[a])
                    for a in (0, 1))
     w = away(4, 3, *kernel, seed=2)
@@ -93,7 +112,8 @@ PHASE_GRID = [((k, k), s, p, (size, size + 1))
 
 
 @pytest.mark.parametrize("kernel,stride,padding,hw", PHASE_GRID)
-def test_transposed_conv_by_phases_equals_the_scatter_loop(kernel, stride, padding, hw):
+def test_transposed_conv_by_phases_equals_the_scatter_loop(kernel, stride, padding, hw,
+                                                           pieces):
     # each phase of the output its own stride-1 conv2d: kernels narrower than the stride
     # (phases with no tap), paddings wider than the kernel (a phase's padding below 0)
     padding = (padding, padding)
@@ -117,7 +137,8 @@ def test_phases_are_chosen_where_x_has_no_more_channels_than_y():
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)
-def test_tiled_transposed_conv_equals_the_scatter_loop(kernel, stride, padding, dilation, hw):
+def test_tiled_transposed_conv_equals_the_scatter_loop(kernel, stride, padding, dilation, hw,
+                                                       pieces):
     # conv_transpose2d back onto an image of size hw (every output_padding that fits)
     grid = tuple(out_size(hw[a], kernel[a], stride[a], padding[a], dilation[a]) for a in (0, 1))
     w = away(3, 4, *kernel, seed=2)

@@ -240,11 +240,15 @@ def test_im2col_and_col2im_over_threads(monkeypatch, layer):
     _assert_same_bits(results)
 
 
+@pytest.mark.parametrize("piece_bytes", [None, 2 ** 16])
 @pytest.mark.parametrize("stride,padding", [(2, 2), (1, 2), (2, 0)])
-def test_convolutions_by_tiles_over_threads(monkeypatch, stride, padding):
+def test_convolutions_by_tiles_over_threads(monkeypatch, stride, padding, piece_bytes):
     # conv2d, its weight gradient and conv_transpose2d cut into tiles (padding 2 makes 9
     # to 25 of them, padding 0 one), each tile's copies and products split over threads;
-    # a transposed conv that widens the channels at stride 2 runs by phases
+    # a transposed conv that widens the channels at stride 2 runs by phases; with small
+    # pieces, each tile is cut into runs of a few images that the threads share out
+    if piece_bytes is not None:
+        monkeypatch.setattr(F.conv_tiles, "PIECE_BYTES", piece_bytes)
     rng = np.random.default_rng(5)
     x = tinygan.tensor(_channels_last((64, 16, 14, 14), 6))
     w = tinygan.tensor((0.1 * rng.standard_normal((32, 16, 5, 5))).astype(np.float32))

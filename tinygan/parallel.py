@@ -215,15 +215,22 @@ def matmuls(pairs) -> list:
         out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
         blocks += _blocks(a, b, out)
         outs.append((out, swap))
-    groups = [[] for _ in range(min(num_threads(), len(blocks)))]
-    load = [0] * len(groups)
     work = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in blocks]
-    for i in sorted(range(len(blocks)), key=lambda i: -work[i]):  # largest first (stable),
-        least = load.index(min(load))                              # to the least loaded
-        groups[least].append(blocks[i])
-        load[least] += work[i]
-    run(_multiply, groups or [[]])
+    run(_multiply, [[blocks[i] for i in group] for group in balance(work)])
     return [np.ascontiguousarray(out.T) if swap else out for out, swap in outs]
+
+
+def balance(work: list) -> list[list[int]]:
+    """The indices of the jobs whose sizes are `work`, in one group per thread (at
+    most), the largest first to the least loaded; each group in the jobs' order.
+    One empty group when there is no job."""
+    groups = [[] for _ in range(max(1, min(num_threads(), len(work))))]
+    load = [0] * len(groups)
+    for i in sorted(range(len(work)), key=lambda i: -work[i]):  # stable: ties in order
+        least = load.index(min(load))
+        groups[least].append(i)
+        load[least] += work[i]
+    return [sorted(group) for group in groups]
 
 
 def apply(fn, *arrays, **kwargs) -> None:

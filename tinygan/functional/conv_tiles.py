@@ -17,13 +17,15 @@ kernel's taps [t0, t1) on both axes. Without padding there is one tile, the whol
 and this is plain im2col. On one core here dcgan-mnist's products fell from 31.6 to 24.2
 GFLOP a step and its step from 438.8 to 383.4 ms (benchmarks/README.md).
 
-Threads: an op hands its work to the threads in three steps, not per tile (25 tiles,
-each with a copy and a product, made 75 hand-offs of tens of microseconds, more than a
-small tile's product takes): every tile's im2col rows, copied by ranges of images; every
-tile's product, all at once (parallel.matmuls); then the products put in place, by
-images again (the weight gradient's: summed over tiles, by output channels). Each
-element is one BLAS call's sum, and the tiles add up in one fixed order, so the result
-has the same bits whatever the thread count.
+Pieces and threads: each tile is cut into runs of images (pieces) of at most PIECE_BYTES
+of im2col rows and products, so that a piece's copy is still in cache when its product
+reads it. conv2d and its weight gradient give each thread whole pieces (copy, product,
+output put in place), balanced by size, in one hand-off; the weight gradient's products
+are then summed in the pieces' order, by output channels. The transposed conv's adds
+overlap between tiles, so its pieces go in three hand-offs (rows of x gathered by ranges
+of images; every product at once, parallel.matmuls; the adds, by images again). Each
+element is one BLAS call's sum and the pieces, cut the same on any thread count, add
+up in one fixed order, so the result has the same bits whatever the thread count.
 """
 from __future__ import annotations
 
@@ -132,62 +134,90 @@ def receptive_fields(x_last, tile: Tile, stride, padding, dilation):
         strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3), writeable=False)
 
 
-def _by_images(fn, n: int, size: int) -> None:
-    """fn(images) over ranges of the batch, one per thread when `size` (elements
-    touched) is worth it."""
-    parallel.run(fn, parallel.parts(n, size))
+@dataclass(frozen=True)
+class Piece:
+    """A tile over images [n0, n1) of the batch: one im2col copy and one product."""
+    tile: Tile
+    n0: int
+    n1: int
+
+    def images(self, q: slice):
+        """The piece's images within the range q of the batch, as (the batch's slice,
+        the piece's own), or None where they do not meet."""
+        lo, hi = max(q.start, self.n0), min(q.stop, self.n1)
+        return (slice(lo, hi), slice(lo - self.n0, hi - self.n0)) if lo < hi else None
 
 
-def _im2col(x_last, parts, stride, padding, dilation, rows_of=None):
-    """Every tile's im2col matrix (N*rows*cols, taps_h*taps_w*C), and with `rows_of` (a
-    channels-last (N, OH, OW, O) array) the tile's pixels of it as rows (N*rows*cols, O):
-    copied by ranges of images."""
-    fields = [np.empty(receptive_fields(x_last, t, stride, padding, dilation).shape,
-                       x_last.dtype) for t in parts]
-    rows = [np.empty(rows_of[t.out].shape, rows_of.dtype) for t in parts] if (
-        rows_of is not None) else []
-
-    def images(p):
-        for i, t in enumerate(parts):
-            fields[i][p] = receptive_fields(x_last[p], t, stride, padding, dilation)
-            if rows:
-                rows[i][p] = rows_of[p][t.out]
-    _by_images(images, x_last.shape[0], sum(f.size for f in fields))
-    cols = [f.reshape(-1, f[0, 0, 0].size) for f in fields]
-    return cols, [r.reshape(-1, r.shape[-1]) for r in rows]
+PIECE_BYTES = 4 * 2 ** 20
 
 
-def _place(y, parts, products) -> None:
-    """Each tile's product (N*rows*cols, O) into its pixels of y (N, OH, OW, O)."""
-    def images(p):
-        for t, product in zip(parts, products):
-            y[p][t.out] = product.reshape(y[t.out].shape)[p]
-    _by_images(images, y.shape[0], sum(product.size for product in products))
+def _pieces(parts, n: int, per_image, itemsize: int) -> list[Piece]:
+    """Each tile cut into runs of images whose im2col rows and products (`per_image(tile)`
+    floats an image) take at most PIECE_BYTES, so that the product finds them in cache
+    (the last level, 32 MB here, is shared by the cores): D's 64-channel 4x4 layer on
+    32x32 images, whose middle tile is 0.8 MB an image, took its forward from 25.0 to
+    20.8 ms in runs of 4 images on one core here. Cut the same on any thread count, so
+    the weight gradient, summed over the pieces in order, has the same bits on all."""
+    found = []
+    for t in parts:
+        m = max(1, PIECE_BYTES // max(1, per_image(t) * itemsize))
+        found += [Piece(t, a, min(a + m, n)) for a in range(0, n, m)]
+    return found
+
+
+def _by_images(fn, wave, size: int) -> None:
+    """fn(images) over ranges of the images a group of pieces covers, one per thread
+    when `size` (elements touched) is worth it."""
+    lo, hi = min(p.n0 for p in wave), max(p.n1 for p in wave)
+    parallel.run(fn, [slice(q.start + lo, q.stop + lo) for q in parallel.parts(hi - lo, size)])
+
+
+def _piece_im2col(x_last, piece: Piece, stride, padding, dilation):
+    """A piece's im2col matrix (images*rows*cols, taps_h*taps_w*C), copied."""
+    fields = np.ascontiguousarray(receptive_fields(x_last[piece.n0:piece.n1], piece.tile,
+                                                   stride, padding, dilation))
+    return fields.reshape(-1, fields[0, 0, 0].size)
+
+
+def _piece_rows(a_last, piece: Piece):
+    """A piece's pixels of a channels-last (N, OH, OW, O) array as rows, copied."""
+    rows = np.ascontiguousarray(a_last[piece.n0:piece.n1][piece.tile.out])
+    return rows.reshape(-1, rows.shape[-1])
 
 
 WAVE_BYTES = 16 * 2 ** 20
 
 
-def _waves(parts, floats):
-    """The tiles in groups handed to the threads together (three hand-offs a group).
+def _waves(pieces, floats):
+    """The pieces in groups handed to the threads together.
 
-    On one thread, one tile at a time: each im2col matrix is still in cache for its
-    product (15% faster here on a 7x7 image with 256 channels than all matrices first).
-    On several, as many tiles as keep a group's matrices and products (`floats(tile)`)
-    within WAVE_BYTES: all 25 tiles at once held 47 MB of weight-gradient
-    products on a 7x7 image with 256 and 128 channels, and raised dcgan-mnist's peak
-    memory from 104 to 191 MB."""
+    On one thread, one piece at a time. On several, as many pieces as keep what a
+    group holds until it is done (`floats(piece)`) within WAVE_BYTES: all 25 tiles at
+    once held 47 MB of weight-gradient products on a 7x7 image with 256 and 128
+    channels, and raised dcgan-mnist's peak memory from 104 to 191 MB."""
     if parallel.num_threads() == 1:
-        return [[t] for t in parts]
+        return [[p] for p in pieces]
     waves, total = [], 0
-    for tile in parts:
-        bytes_ = floats(tile) * 4
+    for piece in pieces:
+        bytes_ = floats(piece) * 4
         if not waves or total + bytes_ > WAVE_BYTES:
             waves.append([])
             total = 0
-        waves[-1].append(tile)
+        waves[-1].append(piece)
         total += bytes_
     return waves
+
+
+def _weight_rows_by_tile(w_last):
+    """weight_rows(w_last, tile), copied once for the run of pieces of one tile."""
+    last = {}
+
+    def rows(tile):
+        if tile not in last:
+            last.clear()
+            last[tile] = weight_rows(w_last, tile)
+        return last[tile]
+    return rows
 
 
 def conv2d(x, weight, out_hw, stride, padding, dilation, out=None):
@@ -238,35 +268,48 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
             gw[...] = 0
     out_c = (weight.shape[0] if weight is not None else 0, g.shape[1] if g is not None else 0)
 
-    def floats(t):  # a tile's im2col rows, its products and its gradient's product
-        return n * t.pixels * (t.n_taps * in_c + out_c[0]) + out_c[1] * t.n_taps * in_c
-    for wave in _waves(parts, floats):
-        cols, g_rows = _im2col(x_last, wave, stride, padding, dilation, g_last)
-        pairs = [(c, weight_rows(w_last, t).T) for t, c in zip(wave, cols)] if (
-            weight is not None) else []
-        pairs += [(r.T, c) for r, c in zip(g_rows, cols)]
-        products = parallel.matmuls(pairs)
-        if weight is not None:
-            if len(every) == 1 and parts and out is None:  # nothing pads: the product is y
-                y = products[0].reshape(y.shape)
-            else:
-                _place(y, wave, products[:len(wave)])
-            products = products[len(wave):]
+    def per_image(t):  # a tile's im2col rows and products for one image
+        return t.pixels * (t.n_taps * in_c + out_c[0])
+
+    pieces = _pieces(parts, n, per_image, x.dtype.itemsize)
+    first = pieces[0] if start is not None else None  # dW's first value
+
+    def held(p):  # what a piece leaves until its group is done: its gradient's product
+        return out_c[1] * p.tile.n_taps * in_c
+    for wave in _waves(pieces, held):
+        grads = [None] * len(wave)
+
+        def work(group):  # each piece whole, its im2col still in cache for its products
+            tile = w_rows = None
+            for i in group:
+                p = wave[i]
+                cols = _piece_im2col(x_last, p, stride, padding, dilation)
+                if weight is not None:
+                    if p.tile is not tile:
+                        tile, w_rows = p.tile, weight_rows(w_last, p.tile).T
+                    target = y[p.n0:p.n1][p.tile.out]
+                    if target.flags.c_contiguous:  # the piece's pixels are whole images
+                        np.matmul(cols, w_rows, out=target.reshape(len(cols), -1))
+                    else:
+                        target[...] = (cols @ w_rows).reshape(target.shape)
+                if g is not None:
+                    grads[i] = _piece_rows(g_last, p).T @ cols
+        parallel.run(work, parallel.balance([(p.n1 - p.n0) * per_image(p.tile) for p in wave]))
         if g is not None:
-            _add_taps_of_weight(gw, wave, products, start)
+            _add_taps_of_weight(gw, wave, grads, first)
     return y, gw
 
 
-def _add_taps_of_weight(gw, wave, products, start) -> None:
-    """Each tile's product (O, taps_h*taps_w*C) added onto its taps of dW (O, KH, KW, C),
-    in order; the tile `start`'s, which sees the whole kernel, is dW's first value. Split
-    over threads by output channels."""
+def _add_taps_of_weight(gw, wave, products, first) -> None:
+    """Each piece's product (O, taps_h*taps_w*C) added onto its tile's taps of dW
+    (O, KH, KW, C), in order; the piece `first`'s, whose tile sees the whole kernel, is
+    dW's first value. Split over threads by output channels."""
     def channels(q):
-        for t, product in zip(wave, products):
-            if t is start:
+        for p, product in zip(wave, products):
+            if p is first:
                 gw[q] = product[q].reshape(gw[q].shape)
             else:
-                gw[q][t.taps] += product[q].reshape(gw[q][t.taps].shape)
+                gw[q][p.tile.taps] += product[q].reshape(gw[q][p.tile.taps].shape)
     parallel.for_each(channels, gw, work=sum(product.size for product in products))
 
 
@@ -286,10 +329,14 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
         y[p] = 0
     parallel.for_each(zero, y)
 
-    def floats(t):  # a tile's rows of x and its contributions
-        return n * t.pixels * (x.shape[1] + t.n_taps * out_c)
-    for wave in _waves(parts, floats):
-        _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation)
+    def per_image(t):  # a tile's rows of x and its contributions for one image
+        return t.pixels * (x.shape[1] + t.n_taps * out_c)
+
+    def floats(p):
+        return (p.n1 - p.n0) * per_image(p.tile)
+    rows_of_w = _weight_rows_by_tile(w_last)
+    for wave in _waves(_pieces(parts, n, per_image, y.dtype.itemsize), floats):
+        _transposed_wave(y, x_last, rows_of_w, wave, stride, padding, dilation)
     return y
 
 
@@ -329,23 +376,29 @@ def _phase(a: int, kernel: int, stride: int, padding: int) -> tuple[int, int, in
     return r, m, m - 1 - (a + padding - r) // stride
 
 
-def _transposed_wave(y, x_last, w_last, wave, stride, padding, dilation) -> None:
-    """conv_transpose2d's share from a group of tiles: their pixels of x gathered as rows
-    (by images), times their taps of W (all products at once), added onto y (by images)."""
-    n, in_c = x_last.shape[0], x_last.shape[-1]
-    x_rows = [np.empty(x_last[t.out].shape, x_last.dtype) for t in wave]
+def _transposed_wave(y, x_last, rows_of_w, wave, stride, padding, dilation) -> None:
+    """conv_transpose2d's share from a group of pieces: their pixels of x gathered as
+    rows (by images), times their tiles' taps of W (all products at once), added onto y
+    (by images)."""
+    in_c = x_last.shape[-1]
+    x_rows = [np.empty(x_last[p.n0:p.n1][p.tile.out].shape, x_last.dtype) for p in wave]
 
-    def gather(p):
-        for t, r in zip(wave, x_rows):
-            r[p] = x_last[p][t.out]
-    _by_images(gather, n, sum(r.size for r in x_rows))
-    contribs = parallel.matmuls([(r.reshape(-1, in_c), weight_rows(w_last, t))
-                                 for t, r in zip(wave, x_rows)])
+    def gather(q):
+        for p, r in zip(wave, x_rows):
+            if (both := p.images(q)) is not None:
+                batch, own = both
+                r[own] = x_last[batch][p.tile.out]
+    _by_images(gather, wave, sum(r.size for r in x_rows))
+    contribs = parallel.matmuls([(r.reshape(-1, in_c), rows_of_w(p.tile))
+                                 for p, r in zip(wave, x_rows)])
 
-    def add(p):
-        for t, contrib in zip(wave, contribs):
-            _add_taps(y[p], contrib.reshape(n, -1)[p], t, stride, padding, dilation)
-    _by_images(add, n, sum(c.size for c in contribs))
+    def add(q):
+        for p, contrib in zip(wave, contribs):
+            if (both := p.images(q)) is not None:
+                batch, own = both
+                _add_taps(y[batch], contrib.reshape(p.n1 - p.n0, -1)[own], p.tile, stride,
+                          padding, dilation)
+    _by_images(add, wave, sum(c.size for c in contribs))
 
 
 def _add_taps(y, contrib, tile: Tile, stride, padding, dilation):
