@@ -28,6 +28,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 
 import numpy as np
@@ -74,13 +75,16 @@ def _conv_flops(op, args) -> int:
 
 class Meter:
     """Counts the FLOPs of a step's products, the textbook count (`flops`) and what
-    parallel.matmul and parallel.matmuls ran (`run_flops`), and the wall time inside
-    products and inside split work."""
+    parallel.matmul, parallel.matmuls and parallel.multiply ran (`run_flops`), and the
+    wall time inside products (the main thread's, for the products threads take as
+    their own jobs) and inside split work."""
     CONVS = (conv.Conv2d, conv.ConvTranspose2d, conv.Conv2dWeight, conv.ConvTranspose2dGrad)
 
     def __init__(self):
         self.flops, self.run_flops, self.matmul_s, self.split_s = 0, 0, 0.0, 0.0
         self._matmul, self._matmuls, self._run = parallel.matmul, parallel.matmuls, parallel.run
+        self._multiply = parallel.multiply
+        self._lock = threading.Lock()
         self._forwards = {cls: cls.forward for cls in self.CONVS}
         self._in_conv = 0
 
@@ -113,6 +117,13 @@ class Meter:
             count(a, b)
             return timed(self._matmul, a, b)
 
+        def multiply(a, b, out=None):  # on the threads' own: counted under a lock
+            with self._lock:
+                count(a, b)
+            if threading.current_thread() is not threading.main_thread():
+                return self._multiply(a, b, out)
+            return timed(self._multiply, a, b, out)
+
         def matmuls(pairs):
             for a, b in pairs:
                 count(a, b)
@@ -128,12 +139,14 @@ class Meter:
                 self.split_s += time.perf_counter() - start
 
         parallel.matmul, parallel.matmuls, parallel.run = matmul, matmuls, run
+        parallel.multiply = multiply
         for cls, forward in self._forwards.items():
             cls.forward = counted(forward)
         return self
 
     def __exit__(self, *exc):
         parallel.matmul, parallel.matmuls, parallel.run = self._matmul, self._matmuls, self._run
+        parallel.multiply = self._multiply
         for cls, forward in self._forwards.items():
             cls.forward = forward
 

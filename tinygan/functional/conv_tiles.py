@@ -289,11 +289,11 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
                         tile, w_rows = p.tile, weight_rows(w_last, p.tile).T
                     target = y[p.n0:p.n1][p.tile.out]
                     if target.flags.c_contiguous:  # the piece's pixels are whole images
-                        np.matmul(cols, w_rows, out=target.reshape(len(cols), -1))
+                        parallel.multiply(cols, w_rows, out=target.reshape(len(cols), -1))
                     else:
-                        target[...] = (cols @ w_rows).reshape(target.shape)
+                        target[...] = parallel.multiply(cols, w_rows).reshape(target.shape)
                 if g is not None:
-                    grads[i] = _piece_rows(g_last, p).T @ cols
+                    grads[i] = parallel.multiply(_piece_rows(g_last, p).T, cols)
         parallel.run(work, parallel.balance([(p.n1 - p.n0) * per_image(p.tile) for p in wave]))
         if g is not None:
             _add_taps_of_weight(gw, wave, grads, first)
