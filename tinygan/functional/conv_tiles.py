@@ -115,9 +115,11 @@ def weight_last(weight):
 
 
 def weight_rows(w_last, tile: Tile):
-    """The tile's taps of a channels-last (A, KH, KW, B) weight as (A, taps_h*taps_w*B)."""
+    """The tile's taps of a channels-last (A, KH, KW, B) weight as (A, taps_h*taps_w*B):
+    a view where the tile reads whole rows of the kernel (each row of it one run of
+    memory, which BLAS takes with its stride), else a copy."""
     part = w_last[tile.taps]
-    return np.ascontiguousarray(part).reshape(part.shape[0], -1)
+    return part.reshape(part.shape[0], -1)
 
 
 def receptive_fields(x_last, tile: Tile, stride, padding, dilation):
