@@ -126,15 +126,14 @@ def test_transposed_conv_by_phases_equals_the_scatter_loop(kernel, stride, paddi
         np.testing.assert_allclose(y.transpose(0, 3, 1, 2), ref, rtol=1e-12, atol=1e-12)
 
 
-def test_phases_are_chosen_at_stride_two_and_where_stride_one_widens():
+def test_phases_are_chosen_where_x_has_no_more_channels_than_y():
     x = np.zeros((1, 64, 4, 4), np.float32)
-    assert conv._by_phases(x, (64, 32, 4, 4), (2, 2), (1, 1))
-    assert conv._by_phases(x, (64, 64, 3, 3), (1, 1), (1, 1))
-    assert not conv._by_phases(x, (64, 32, 3, 3), (1, 1), (1, 1))   # x wider: the scatter
-    assert not conv._by_phases(x, (64, 64, 4, 4), (2, 2), (2, 1))   # dilated
-    assert not conv._by_phases(x[:, :8], (8, 64, 4, 4), (2, 2), (1, 1))  # too few channels
+    assert conv._by_phases(x, (64, 64, 4, 4), (1, 1))
+    assert not conv._by_phases(x, (64, 32, 4, 4), (1, 1))        # x wider: the scatter
+    assert not conv._by_phases(x, (64, 64, 4, 4), (2, 1))        # dilated
+    assert not conv._by_phases(x[:, :8], (8, 64, 4, 4), (1, 1))  # too few channels for tiles
     x = np.zeros((1, 256, 4, 4), np.float32)
-    assert not conv._by_phases(x, (256, 256, 3, 3), (1, 1), (1, 1))  # thick enough to scatter
+    assert not conv._by_phases(x, (256, 256, 4, 4), (1, 1))      # thick enough to scatter
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)

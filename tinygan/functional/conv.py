@@ -66,22 +66,18 @@ def _narrowing(weight_shape, stride, padding, dilation):
     return None
 
 
-def _by_phases(x, weight_shape, stride, dilation) -> bool:
+def _by_phases(x, weight_shape, dilation) -> bool:
     """Whether conv_transpose2d runs as one stride-1 conv2d per phase of its output
     (conv_tiles.conv_transpose2d_by_phases; at stride 1, one conv2d with the kernel
-    flipped) rather than as products added onto the output (the scatter): at any
-    stride above 1, and at stride 1 where x has no more channels than y and at most
-    128. The scatter adds each of its tiles' taps onto y, a strided add each (361 for a
-    5x5 kernel on 7x7), which threads split only by images; the phases are conv2d's
-    pieces, each thread's whole. Measured on one core and two here: 64 to 64 channels
-    at stride 2 from 16x16, 29.5 and 20.2 ms against the scatter's 39.2 and 42.9; 128 to
-    64, 57.8 and 40.2 against 60.2 and 53.5; 256 to 128 from 8x8, 59.1 and 30.2 against
-    54.4 and 35.3; 128 to 64 with a 5x5 kernel from 7x7, 16.4 and 10.3 against 15.8 and
-    12.2. At stride 1, 64 to 64 on 32x32, 72.1 against 106.9 on one core, and 128 to 64 on
-    16x16, 35.5 against 32.9 (the scatter's products are the narrower)."""
+    flipped) rather than as products added onto the output: where x has no more
+    channels than y and at most 128, since the scatter's products have K = x's channels
+    and are thin there. On one core here: 64 to 64 channels at stride 2 from 16x16 took
+    31.8 ms against 47.5, 128 to 128 from 8x8 23.2 against 28.5, 64 to 128 from 7x7 (5x5
+    kernel) 13.4 against 18.3, 64 to 64 at stride 1 on 32x32 72.1 against 106.9; where x has
+    more channels (128 to 64, 256 to 128) or 256 (256 to 256 from 4x4), phases were 2-10%
+    slower."""
     in_c, out_c = weight_shape[:2]
-    return _tiled(x, in_c) and dilation == (1, 1) and (
-        stride != (1, 1) or in_c <= min(out_c, 128))
+    return _tiled(x, in_c) and dilation == (1, 1) and in_c <= min(out_c, 128)
 
 
 def _flipped(weight):
@@ -140,7 +136,7 @@ def _conv_transpose2d_array(x, weight, stride, padding, dilation, out_hw):
     arrays one conv2d per phase of the output where that pays (`_by_phases`), or by
     tiles with enough output channels (`_tiled`); else one GEMM and col2im."""
     out_c = weight.shape[1]
-    if _by_phases(x, weight.shape, stride, dilation):
+    if _by_phases(x, weight.shape, dilation):
         y = conv_tiles.conv_transpose2d_by_phases(x, weight, out_hw, stride, padding)
         return y.transpose(0, 3, 1, 2)
     if _tiled(x, out_c):
