@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
+import tinygan
 from grad_inputs import away
 from tinygan.functional import conv, conv_tiles
 from test_functional_conv import conv2d_reference, conv_transpose2d_reference, out_size
@@ -57,8 +58,24 @@ def test_pieces_cut_each_tile_into_runs_of_images():
     found = conv_tiles._pieces([middle, edge], 10, per_image.get, 4)
     assert [(p.tile, p.n0, p.n1) for p in found] == [
         (middle, 0, 4), (middle, 4, 8), (middle, 8, 10), (edge, 0, 10)]
-    assert found[1].images(slice(0, 5)) == (slice(4, 5), slice(0, 1))
-    assert found[1].images(slice(8, 10)) is None
+
+
+def test_runs_and_thread_ranges_never_leave_one_image_alone():
+    # a product of one row is BLAS's gemv, which rounds otherwise than gemm
+    assert conv_tiles._runs(slice(0, 9), 4) == [slice(0, 4), slice(4, 9)]
+    assert conv_tiles._runs(slice(3, 4), 4) == [slice(3, 4)]
+    assert conv_tiles._ranges(1, 10 ** 9) == [slice(0, 1)]
+    assert conv_tiles._ranges(3, 10 ** 9) == [slice(0, 3)]
+    for n in range(4, 40):
+        for threads in (2, 3):
+            tinygan.set_num_threads(threads)
+            try:
+                ranges = conv_tiles._ranges(n, 10 ** 9)
+            finally:
+                tinygan.set_num_threads(None)
+            assert ranges[0].start == 0 and ranges[-1].stop == n and len(ranges) > 1
+            assert all(r.stop - r.start >= 2 for r in ranges)
+            assert all(a.stop == b.start for a, b in zip(ranges, ranges[1:]))
 
 
 def _layouts(seed, n, c, h, w):

@@ -22,10 +22,11 @@ of im2col rows and products, so that a piece's copy is still in cache when its p
 reads it. conv2d and its weight gradient give each thread whole pieces (copy, product,
 output put in place), balanced by size, in one hand-off; the weight gradient's products
 are then summed in the pieces' order, by output channels. The transposed conv's adds
-overlap between tiles, so its pieces go in three hand-offs (rows of x gathered by ranges
-of images; every product at once, parallel.matmuls; the adds, by images again). Each
-element is one BLAS call's sum and the pieces, cut the same on any thread count, add
-up in one fixed order, so the result has the same bits whatever the thread count.
+overlap between tiles, so there each thread takes a range of the images, every tile of
+them (rows of a product round the same in any cut of it but a cut to one row, which
+BLAS runs as gemv: the ranges never leave one image alone). Each element is one BLAS
+call's sum and the pieces add up in one fixed order, so the result has the same bits
+whatever the thread count.
 """
 from __future__ import annotations
 
@@ -143,12 +144,6 @@ class Piece:
     n0: int
     n1: int
 
-    def images(self, q: slice):
-        """The piece's images within the range q of the batch, as (the batch's slice,
-        the piece's own), or None where they do not meet."""
-        lo, hi = max(q.start, self.n0), min(q.stop, self.n1)
-        return (slice(lo, hi), slice(lo - self.n0, hi - self.n0)) if lo < hi else None
-
 
 PIECE_BYTES = 4 * 2 ** 20
 
@@ -165,13 +160,6 @@ def _pieces(parts, n: int, per_image, itemsize: int) -> list[Piece]:
         m = max(1, PIECE_BYTES // max(1, per_image(t) * itemsize))
         found += [Piece(t, a, min(a + m, n)) for a in range(0, n, m)]
     return found
-
-
-def _by_images(fn, wave, size: int) -> None:
-    """fn(images) over ranges of the images a group of pieces covers, one per thread
-    when `size` (elements touched) is worth it."""
-    lo, hi = min(p.n0 for p in wave), max(p.n1 for p in wave)
-    parallel.run(fn, [slice(q.start + lo, q.stop + lo) for q in parallel.parts(hi - lo, size)])
 
 
 def _piece_im2col(x_last, piece: Piece, stride, padding, dilation):
@@ -208,18 +196,6 @@ def _waves(pieces, floats):
         waves[-1].append(piece)
         total += bytes_
     return waves
-
-
-def _weight_rows_by_tile(w_last):
-    """weight_rows(w_last, tile), copied once for the run of pieces of one tile."""
-    last = {}
-
-    def rows(tile):
-        if tile not in last:
-            last.clear()
-            last[tile] = weight_rows(w_last, tile)
-        return last[tile]
-    return rows
 
 
 def conv2d(x, weight, out_hw, stride, padding, dilation, out=None):
@@ -320,26 +296,44 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
 
     Tiles are over x, the grid of the conv2d whose adjoint this is, with y as its image:
     each tile's rows of x times its taps of W give every tap's contribution, which are
-    added onto y where they land (col2im, for that tile's taps only)."""
-    n, out_c = x.shape[0], weight.shape[1]
+    added onto y where they land (col2im, for that tile's taps only). The tiles' adds
+    overlap, so each thread takes a range of the images, whole: tile by tile, its
+    images in runs that keep a run's rows and products within PIECE_BYTES (each image
+    gets its adds in the tiles' order, and the same bits, on any thread count)."""
+    n, in_c, out_c = x.shape[0], x.shape[1], weight.shape[1]
     x_last, w_last = channels_last(x), weight_last(weight)
     parts = [t for t in tiles(out_hw, x.shape[2:], weight.shape[2:], stride, padding,
                               dilation) if not t.empty]
     y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
+    per_image = {t: t.pixels * (in_c + t.n_taps * out_c) for t in parts}
 
-    def zero(p):
-        y[p] = 0
-    parallel.for_each(zero, y)
-
-    def per_image(t):  # a tile's rows of x and its contributions for one image
-        return t.pixels * (x.shape[1] + t.n_taps * out_c)
-
-    def floats(p):
-        return (p.n1 - p.n0) * per_image(p.tile)
-    rows_of_w = _weight_rows_by_tile(w_last)
-    for wave in _waves(_pieces(parts, n, per_image, y.dtype.itemsize), floats):
-        _transposed_wave(y, x_last, rows_of_w, wave, stride, padding, dilation)
+    def work(images):  # every tile's adds onto these images, in the tiles' order
+        y[images] = 0
+        for t in parts:
+            rows = weight_rows(w_last, t)
+            for r in _runs(images, max(2, PIECE_BYTES // (per_image[t] * y.itemsize))):
+                x_rows = np.ascontiguousarray(x_last[r][t.out]).reshape(-1, in_c)
+                _add_taps(y[r], parallel.multiply(x_rows, rows), t, stride, padding,
+                          dilation)
+    parallel.run(work, _ranges(n, n * sum(per_image.values())))
     return y
+
+
+def _runs(images: slice, size: int) -> list[slice]:
+    """images in runs of `size`, none of one image unless `images` is one: a product of
+    one row is BLAS's gemv, whose sums round otherwise than its gemm's."""
+    bounds = list(range(images.start, images.stop, size)) + [images.stop]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def _ranges(n: int, work: int) -> list[slice]:
+    """The images' ranges for the threads, in pairs of images (see _runs)."""
+    pairs = parallel.parts(n // 2, work) if n >= 4 else [slice(0, n // 2)]
+    ranges = [slice(2 * p.start, 2 * p.stop) for p in pairs]
+    ranges[-1] = slice(ranges[-1].start, n)
+    return ranges
 
 
 def conv_transpose2d_by_phases(x, weight, out_hw, stride, padding):
@@ -376,31 +370,6 @@ def _phase(a: int, kernel: int, stride: int, padding: int) -> tuple[int, int, in
     r = (a + padding) % stride
     m = len(range(r, kernel, stride))
     return r, m, m - 1 - (a + padding - r) // stride
-
-
-def _transposed_wave(y, x_last, rows_of_w, wave, stride, padding, dilation) -> None:
-    """conv_transpose2d's share from a group of pieces: their pixels of x gathered as
-    rows (by images), times their tiles' taps of W (all products at once), added onto y
-    (by images)."""
-    in_c = x_last.shape[-1]
-    x_rows = [np.empty(x_last[p.n0:p.n1][p.tile.out].shape, x_last.dtype) for p in wave]
-
-    def gather(q):
-        for p, r in zip(wave, x_rows):
-            if (both := p.images(q)) is not None:
-                batch, own = both
-                r[own] = x_last[batch][p.tile.out]
-    _by_images(gather, wave, sum(r.size for r in x_rows))
-    contribs = parallel.matmuls([(r.reshape(-1, in_c), rows_of_w(p.tile))
-                                 for p, r in zip(wave, x_rows)])
-
-    def add(q):
-        for p, contrib in zip(wave, contribs):
-            if (both := p.images(q)) is not None:
-                batch, own = both
-                _add_taps(y[batch], contrib.reshape(p.n1 - p.n0, -1)[own], p.tile, stride,
-                          padding, dilation)
-    _by_images(add, wave, sum(c.size for c in contribs))
 
 
 def _add_taps(y, contrib, tile: Tile, stride, padding, dilation):
