@@ -115,6 +115,17 @@ def test_the_tuner_keeps_the_fastest_and_moves_when_a_core_gets_busy(monkeypatch
     assert tuner.threads == 2
 
 
+@pytest.mark.parametrize("two_threads,chosen", [(0.97, 1), (0.9, 2)])
+def test_the_tuner_keeps_fewer_threads_unless_more_are_clearly_faster(monkeypatch,
+                                                                      two_threads, chosen):
+    clock = Clock({1: 1.0, 2: two_threads})  # 3% faster: within the margin; 10%: beyond
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    tuner = threads.ThreadTuner([1, 2], margin=0.05, report=lambda line: None)
+    for _ in range(tuner.trial_length):
+        clock.step(tuner)
+    assert tuner.threads == chosen and tinygan.get_num_threads() == chosen
+
+
 def test_a_single_candidate_needs_no_trial():
     tuner = threads.ThreadTuner([1], report=pytest.fail)
     assert tuner.threads == 1 and tuner.trial_length == 0

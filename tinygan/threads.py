@@ -161,8 +161,11 @@ class ThreadTuner:
         training.fit([tuner, log, save])    # fit calls tuner(training, losses)
 
     It times `trial_steps` steps at each candidate count (the first step after a change
-    is left out: pools and caches settle), keeps the one with the shortest median step,
-    and says so in one line. It checks again every `recheck_every` steps, and at once
+    is left out: pools and caches settle), keeps the fewest threads whose median step is
+    within `margin` of the shortest, and says so in one line. The margin is for noise and
+    load: with one core busy, dcgan-cifar10's step took 4-9% longer at two threads than
+    at one, within what three steps' medians vary by, and a tuner without it kept two
+    threads in both rounds of one run, 11% slower than one thread. It checks again every `recheck_every` steps, and at once
     when `patience` steps in a row take `slower` times the chosen count's median: when
     another program takes a core, two threads can be far slower than one, and a few
     slow steps later the tuner has moved. A step is the time from one call to the next,
@@ -183,13 +186,14 @@ class ThreadTuner:
     """
 
     def __init__(self, candidates=None, trial_steps: int = 3, recheck_every: int = 500,
-                 patience: int = 5, slower: float = 1.5, report=print):
+                 patience: int = 5, slower: float = 1.5, margin: float = 0.05, report=print):
         self.candidates = sorted(set(candidates or candidate_counts()))
         if self.candidates[0] < 1 or trial_steps < 1 or recheck_every < 1:
             raise ValueError(f"ThreadTuner: candidates {self.candidates}, trial_steps "
                              f"{trial_steps} and recheck_every {recheck_every} must be >= 1")
         self.trial_steps, self.recheck_every = trial_steps, recheck_every
-        self.patience, self.slower, self.report = patience, slower, report
+        self.patience, self.slower, self.margin = patience, slower, margin
+        self.report = report
         self.step = 0            # calls so far: steps taken
         self.threads = None      # the chosen count; None until the first trial ends
         self.schedule = []       # [step, count]: from that step on, that many threads
@@ -242,7 +246,8 @@ class ThreadTuner:
             self._use(self._plan[0])
             return
         self.medians = {c: statistics.median(t) for c, t in self._times.items()}
-        best = min(self.medians, key=lambda c: (self.medians[c], c))
+        shortest = min(self.medians.values())
+        best = min(c for c, s in self.medians.items() if s <= shortest * (1 + self.margin))
         changed = best != self.threads
         self._choose(best)
         if changed:
