@@ -211,7 +211,7 @@ def test_a_short_batch_times_a_transposed_weight_runs_as_its_transpose(monkeypat
 
 
 def test_contiguous_copy_in_parts(monkeypatch):
-    x = np.arange(64 * 30 * 30 * 8, dtype=np.float32).reshape(64, 8, 30, 30)
+    x = np.arange(64 * 40 * 40 * 16, dtype=np.float32).reshape(64, 16, 40, 40)
     view = x.transpose(0, 2, 3, 1)
     results, splits = _on_threads(monkeypatch, lambda: [parallel.ascontiguousarray(view)])
     assert max(splits[1]) > 1
@@ -219,7 +219,7 @@ def test_contiguous_copy_in_parts(monkeypatch):
     _assert_same_bits(results + [[np.ascontiguousarray(view)]])
 
 
-def _conv_input(shape=(64, 16, 20, 20)):
+def _conv_input(shape=(64, 16, 36, 36)):
     rng = np.random.default_rng(3)
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -320,8 +320,8 @@ ELEMENTWISE = {
 
 @pytest.mark.parametrize("name", sorted(ELEMENTWISE))
 def test_each_elementwise_op_and_its_gradient_over_threads(monkeypatch, name):
-    x0 = _channels_last((64, 16, 12, 12), seed=5)  # 147,456 elements: split in parts
-    gy = _channels_last((64, 16, 12, 12), seed=6)
+    x0 = _channels_last((64, 16, 48, 48), seed=5)  # 2,359,296 elements: split in parts
+    gy = _channels_last((64, 16, 48, 48), seed=6)
     assert x0.size >= 4 * parallel.GRAIN
 
     def both():
