@@ -14,7 +14,7 @@ one op can run on several cores at once from plain Python threads. tinygan split
 Each element is computed as one thread would compute it, so results are the same to the
 bit whatever the thread count (tests/test_parallel.py checks each split op). Work below
 a grain stays on the calling thread. PyTorch's grain is 32,768 elements a thread, but a
-hand-off to this pool costs 52 us here (OpenMP's, a few), and on two cores a memory-bound
+hand-off to this pool (Python threads) costs 52 us here, and on two cores a memory-bound
 pass paid for it only from about half a million elements a thread: leaky_relu's forward
 took 51 us on one thread and 89 on two at 262,144 elements, 95 and 125 at 524,288, 210
 and 182 at 1,048,576; a product of two arrays 71 and 112 at 524,288, 169 and 149 at
