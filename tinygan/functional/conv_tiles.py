@@ -346,7 +346,7 @@ def conv_transpose2d_by_phases(x, weight, out_hw, stride, padding):
     phase a is conv2d of x with the taps r, r + s, ... (M of them) reversed, stride 1,
     padding M - 1 - c. Its products have K = M_h M_w C against the scatter's C, which is
     what pays where the channels are few: 64 to 64 channels from 16x16 to 32x32 took
-    34.5 ms against the scatter's 47.5 on one core here (benchmarks/README.md)."""
+    31.8 ms against the scatter's 47.5 on one core here (benchmarks/README.md)."""
     n, out_c = x.shape[0], weight.shape[1]
     x = channels_last(x).transpose(0, 3, 1, 2)  # copied once, not once per phase
     y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
