@@ -75,15 +75,14 @@ def _conv_flops(op, args) -> int:
 
 class Meter:
     """Counts the FLOPs of a step's products, the textbook count (`flops`) and what
-    parallel.matmul, parallel.matmuls and parallel.multiply ran (`run_flops`), and the
+    parallel.matmul and parallel.multiply ran (`run_flops`), and the
     wall time inside products (the main thread's, for the products threads take as
     their own jobs) and inside split work."""
     CONVS = (conv.Conv2d, conv.ConvTranspose2d, conv.Conv2dWeight, conv.ConvTranspose2dGrad)
 
     def __init__(self):
         self.flops, self.run_flops, self.matmul_s, self.split_s = 0, 0, 0.0, 0.0
-        self._matmul, self._matmuls, self._run = parallel.matmul, parallel.matmuls, parallel.run
-        self._multiply = parallel.multiply
+        self._matmul, self._multiply, self._run = parallel.matmul, parallel.multiply, parallel.run
         self._lock = threading.Lock()
         self._forwards = {cls: cls.forward for cls in self.CONVS}
         self._in_conv = 0
@@ -124,11 +123,6 @@ class Meter:
                 return self._multiply(a, b, out)
             return timed(self._multiply, a, b, out)
 
-        def matmuls(pairs):
-            for a, b in pairs:
-                count(a, b)
-            return timed(self._matmuls, pairs)
-
         def run(fn, parts):
             if len(parts) < 2:
                 return self._run(fn, parts)
@@ -138,15 +132,13 @@ class Meter:
             finally:
                 self.split_s += time.perf_counter() - start
 
-        parallel.matmul, parallel.matmuls, parallel.run = matmul, matmuls, run
-        parallel.multiply = multiply
+        parallel.matmul, parallel.multiply, parallel.run = matmul, multiply, run
         for cls, forward in self._forwards.items():
             cls.forward = counted(forward)
         return self
 
     def __exit__(self, *exc):
-        parallel.matmul, parallel.matmuls, parallel.run = self._matmul, self._matmuls, self._run
-        parallel.multiply = self._multiply
+        parallel.matmul, parallel.multiply, parallel.run = self._matmul, self._multiply, self._run
         for cls, forward in self._forwards.items():
             cls.forward = forward
 

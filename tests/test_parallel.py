@@ -179,22 +179,22 @@ def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     assert parallel.matmul(np.ones(3), np.ones(3)) == 3.0  # vectors: plain @
 
 
-def test_many_products_at_once_give_the_bits_of_one_thread(monkeypatch):
-    # a convolution's tiles: large products cut into blocks, small ones whole, a short
-    # one against a transposed weight swapped; all handed to the threads at once
-    rng = np.random.default_rng(4)
-    shapes = [((3000, 400), (400, 128)), ((64, 400), (400, 32)), ((9, 50), (50, 7)),
-              ((576, 1600), (1600, 128))]
-    pairs = [(rng.standard_normal(a).astype(np.float32),
-              rng.standard_normal(b).astype(np.float32)) for a, b in shapes]
-    pairs.append((rng.standard_normal((64, 300)).astype(np.float32),
-                  rng.standard_normal((256, 300)).astype(np.float32).T))
-    results, splits = _on_threads(monkeypatch, lambda: parallel.matmuls(pairs))
-    assert max(splits[0]) == 1 and max(splits[1]) > 1  # one part on one thread
-    _assert_same_bits(results)
-    for (a, b), product in zip(pairs, results[0]):
-        assert product.flags.c_contiguous
-        np.testing.assert_allclose(product, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+def test_jobs_are_shared_out_largest_first_to_the_least_loaded():
+    # a convolution's pieces: each thread's group whole, in the pieces' order
+    tinygan.set_num_threads(2)
+    try:
+        assert parallel.balance([5, 1, 4, 2, 3]) == [[0, 1, 3], [2, 4]]  # loads 8 and 7
+        assert parallel.balance([7]) == [[0]]    # no more groups than jobs
+        assert parallel.balance([]) == [[]]      # one empty group: run() still runs once
+    finally:
+        tinygan.set_num_threads(None)
+    tinygan.set_num_threads(3)
+    try:
+        groups = parallel.balance(list(range(10)))
+        assert sorted(i for group in groups for i in group) == list(range(10))
+        assert len(groups) == 3 and all(group == sorted(group) for group in groups)
+    finally:
+        tinygan.set_num_threads(None)
 
 
 def test_a_short_batch_times_a_transposed_weight_runs_as_its_transpose(monkeypatch):

@@ -194,13 +194,9 @@ def _blocks(a, b, out) -> list:
 
 def multiply(a, b, out=None):
     """a @ b as one BLAS call on the calling thread: a product that is one thread's job
-    (a convolution tile's piece); benchmarks/gemm_floor.py counts these here."""
+    (a convolution tile's piece), which `balance` handed it; benchmarks/gemm_floor.py
+    counts these here."""
     return np.matmul(a, b, out=out)
-
-
-def _multiply(blocks) -> None:
-    for a, b, out in blocks:
-        np.matmul(a, b, out=out)
 
 
 def _matmul_2d(a, b):
@@ -208,32 +204,14 @@ def _matmul_2d(a, b):
     blocks = _blocks(a, b, out)
     if len(blocks) == 1:
         return a @ b
-    run(lambda block: _multiply([block]), blocks)
+    run(lambda block: np.matmul(block[0], block[1], out=block[2]), blocks)
     return out
-
-
-def matmuls(pairs) -> list:
-    """[a @ b for (a, b) in pairs] for 2-d NumPy arrays, each product cut into blocks as
-    `matmul` cuts it (so each gives the bits of one call), and the blocks of all of
-    them handed to the threads at once: a convolution's tiles (conv_tiles.py) are 9 to
-    25 products, and one hand-off each would cost more than the small ones take."""
-    outs, blocks = [], []
-    for a, b in pairs:
-        swap = _swapped(a, b)
-        if swap:
-            a, b = b.T, a.T
-        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-        blocks += _blocks(a, b, out)
-        outs.append((out, swap))
-    work = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in blocks]
-    run(_multiply, [[blocks[i] for i in group] for group in balance(work)])
-    return [np.ascontiguousarray(out.T) if swap else out for out, swap in outs]
 
 
 def balance(work: list) -> list[list[int]]:
     """The indices of the jobs whose sizes are `work`, in one group per thread (at
-    most), the largest first to the least loaded; each group in the jobs' order.
-    One empty group when there is no job."""
+    most), the largest first to the least loaded; each group in the jobs' order (a
+    convolution's pieces, conv_tiles.py). One empty group when there is no job."""
     groups = [[] for _ in range(max(1, min(num_threads(), len(work))))]
     load = [0] * len(groups)
     for i in sorted(range(len(work)), key=lambda i: -work[i]):  # stable: ties in order

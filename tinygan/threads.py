@@ -165,10 +165,10 @@ class ThreadTuner:
     within `margin` of the shortest, and says so in one line. The margin is for noise and
     load: with one core busy, dcgan-cifar10's step took 4-9% longer at two threads than
     at one, within what three steps' medians vary by, and a tuner without it kept two
-    threads in both rounds of one run, 11% slower than one thread. It checks again every `recheck_every` steps, and at once
-    when `patience` steps in a row take `slower` times the chosen count's median: when
-    another program takes a core, two threads can be far slower than one, and a few
-    slow steps later the tuner has moved. A step is the time from one call to the next,
+    threads in both rounds of one run, 11% slower than one thread. It checks again every
+    `recheck_every` steps, and at once when `patience` steps in a row take `slower` times
+    the chosen count's median: when another program takes a core, two threads can be far
+    slower than one, and a few slow steps later the tuner has moved. A step is the time from one call to the next,
     so put the tuner first among the callbacks.
 
     Which results depend on the thread count: none of tinygan's. NumPy's BLAS is held at
