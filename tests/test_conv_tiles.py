@@ -60,6 +60,18 @@ def test_pieces_cut_each_tile_into_runs_of_images():
         (middle, 0, 4), (middle, 4, 8), (middle, 8, 10), (edge, 0, 10)]
 
 
+def test_a_tiles_weight_columns_are_its_weight_rows_transposed():
+    weight = np.random.default_rng(0).standard_normal((6, 3, 5, 4))  # (A, B, KH, KW)
+    w_taps, w_last = conv_tiles.weight_by_taps(weight), conv_tiles.weight_last(weight)
+    whole_rows = conv_tiles.Tile(0, 1, 0, 1, 1, 4, 0, 4)  # taps 1-3 of every kernel row
+    part_rows = conv_tiles.Tile(0, 1, 0, 1, 0, 5, 1, 3)
+    for tile in (whole_rows, part_rows):
+        columns = conv_tiles.weight_columns(w_taps, tile)
+        assert columns.flags.c_contiguous and columns.shape == (tile.n_taps * 3, 6)
+        assert np.array_equal(columns, conv_tiles.weight_rows(w_last, tile).T)
+    assert np.shares_memory(conv_tiles.weight_columns(w_taps, whole_rows), w_taps)
+
+
 def test_runs_and_thread_ranges_never_leave_one_image_alone():
     # a product of one row is BLAS's gemv, which rounds otherwise than gemm
     assert conv_tiles._runs(slice(0, 9), 4) == [slice(0, 4), slice(4, 9)]

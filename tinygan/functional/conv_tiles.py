@@ -115,6 +115,22 @@ def weight_last(weight):
     return np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
 
 
+def weight_by_taps(weight):
+    """A weight (A, B, KH, KW) as a (KH, KW, B, A) array, copied once for all tiles: a
+    tile's taps of it, as a (taps_h*taps_w*B, A) matrix, are then rows in memory order.
+    The conv's products take it as their right operand that way round: a column-ordered
+    one (the transpose of weight_rows) ran M=64 products at 67 GFLOP/s against 91 on
+    one core here."""
+    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
+
+
+def weight_columns(w_taps, tile: Tile):
+    """The tile's taps of a (KH, KW, B, A) weight as (taps_h*taps_w*B, A): a view where
+    the tile reads whole rows of the kernel, else a copy."""
+    part = w_taps[tile.i0:tile.i1, tile.j0:tile.j1]
+    return part.reshape(-1, part.shape[-1])
+
+
 def weight_rows(w_last, tile: Tile):
     """The tile's taps of a channels-last (A, KH, KW, B) weight as (A, taps_h*taps_w*B):
     a view where the tile reads whole rows of the kernel (each row of it one run of
@@ -231,9 +247,9 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
     parts = sorted((t for t in every if not t.empty), key=lambda t: not t.covers(kernel))
     x_last = channels_last(x)
     g_last = channels_last(g) if g is not None else None
-    y = gw = w_last = None
+    y = gw = w_taps = None
     if weight is not None:
-        w_last = weight_last(weight)
+        w_taps = weight_by_taps(weight)
         y = np.empty((n, *out_hw, weight.shape[0]), dtype=np.result_type(x, weight)) if (
             out is None) else out
         for t in every:
@@ -264,7 +280,7 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
                 cols = _piece_im2col(x_last, p, stride, padding, dilation)
                 if weight is not None:
                     if p.tile is not tile:
-                        tile, w_rows = p.tile, weight_rows(w_last, p.tile).T
+                        tile, w_rows = p.tile, weight_columns(w_taps, p.tile)
                     target = y[p.n0:p.n1][p.tile.out]
                     if target.flags.c_contiguous:  # the piece's pixels are whole images
                         parallel.multiply(cols, w_rows, out=target.reshape(len(cols), -1))
