@@ -333,3 +333,18 @@ def test_each_elementwise_op_and_its_gradient_over_threads(monkeypatch, name):
     results, splits = _on_threads(monkeypatch, both)
     assert splits[0] == [1] * len(splits[0]) and min(splits[1]) > 1  # every pass split
     _assert_same_bits(results)
+
+
+def test_an_operand_in_another_memory_order_is_copied_to_the_first_ones():
+    first = _channels_last((8, 16, 7, 7), seed=7)
+    second = np.random.default_rng(8).standard_normal((8, 16, 7, 7)).astype(np.float32)
+    copied = parallel.laid_out_as(second, first)
+    assert np.array_equal(copied, second) and copied.strides == first.strides
+    assert parallel.laid_out_as(second, second.copy()) is second   # one order: no copy
+    sum_ = parallel.elementwise(np.add, first, second)
+    assert sum_.strides == first.strides and np.array_equal(sum_, first + second)
+    x = tinygan.tensor(second, requires_grad=True)   # channels-first, as after a reshape
+    y = F.leaky_relu(x, 0.2)
+    y.backward(tinygan.tensor(first))                  # a channels-last gradient
+    assert x.grad.data.strides == second.strides
+    assert np.array_equal(x.grad.data, np.where(second > 0, first, first * np.float32(0.2)))

@@ -110,10 +110,12 @@ def for_each(fn, a, work: int | None = None, grain: int = GRAIN) -> None:
 def elementwise(ufunc, a, b):
     """ufunc(a, b) (add, multiply, ...), split over threads along the result's first axis
     when it is large. The result is laid out as the operand of its shape (channels-last
-    stays channels-last); an operand that broadcasts along that axis goes whole to each."""
+    stays channels-last), a's when both are (b copied to a's layout first: `laid_out_as`); an
+    operand that broadcasts along that axis goes whole to each."""
     if not (type(a) is np.ndarray and type(b) is np.ndarray) or a.dtype != b.dtype \
             or a.dtype.kind != "f":
         return ufunc(a, b)
+    b = laid_out_as(b, a)
     shape = np.broadcast_shapes(a.shape, b.shape)
     if not shape or a.size + b.size < 2 * GRAIN:
         return ufunc(a, b)
@@ -126,6 +128,29 @@ def elementwise(ufunc, a, b):
         ufunc(*pieces, out=out[p])
     for_each(part, out)
     return out
+
+
+def laid_out_as(a, model):
+    """a, or a copy of it laid out in memory as `model` is, when both are NumPy arrays of
+    one shape in different memory orders (a channels-first gradient against a
+    channels-last activation, say). An elementwise op over such a pair steps across the
+    grain of one of them: leaky_relu's gradient on (64, 128, 7, 7) took 1.65 ms so,
+    against 0.29 ms with this copy first, on one core here."""
+    if type(a) is not np.ndarray or type(model) is not np.ndarray or a.shape != model.shape \
+            or _axes_order(a) == _axes_order(model):
+        return a
+    out = np.empty_like(model, dtype=a.dtype)
+
+    def copy(p):
+        out[p] = a[p]
+    for_each(copy, a)
+    return out
+
+
+def _axes_order(a) -> tuple:
+    """a's axes (those longer than 1) from outermost to innermost in memory."""
+    return tuple(d for d in sorted(range(a.ndim), key=lambda d: -a.strides[d])
+                 if a.shape[d] > 1)
 
 
 def ascontiguousarray(a):

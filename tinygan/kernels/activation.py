@@ -58,7 +58,9 @@ def leaky_relu_forward_generic(x, slope: float):
 
 
 def leaky_relu_backward_generic(gy, x, slope: float):
-    """gx = gy dy/dx, threads taking ranges of the batch."""
+    """gx = gy dy/dx, laid out as x (gy copied so first if it is not: parallel.laid_out_as),
+    threads taking ranges of the batch."""
+    gy = parallel.laid_out_as(gy, x)
     gx = backend.get_array_module(gy).empty_like(gy)
     one_less, plus = gy.dtype.type(1 - slope), gy.dtype.type(slope)
 
