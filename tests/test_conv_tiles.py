@@ -60,16 +60,22 @@ def test_pieces_cut_each_tile_into_runs_of_images():
         (middle, 0, 4), (middle, 4, 8), (middle, 8, 10), (edge, 0, 10)]
 
 
-def test_a_tiles_weight_columns_are_its_weight_rows_transposed():
+def test_a_tiles_weight_matrices_are_views_of_its_band_of_kernel_columns():
     weight = np.random.default_rng(0).standard_normal((6, 3, 5, 4))  # (A, B, KH, KW)
+    every = conv_tiles.tiles((5, 5), (5, 5), (5, 4), (1, 1), (2, 1), (1, 1))
     w_taps, w_last = conv_tiles.weight_by_taps(weight), conv_tiles.weight_last(weight)
-    whole_rows = conv_tiles.Tile(0, 1, 0, 1, 1, 4, 0, 4)  # taps 1-3 of every kernel row
-    part_rows = conv_tiles.Tile(0, 1, 0, 1, 0, 5, 1, 3)
-    for tile in (whole_rows, part_rows):
-        columns = conv_tiles.weight_columns(w_taps, tile)
-        assert columns.flags.c_contiguous and columns.shape == (tile.n_taps * 3, 6)
-        assert np.array_equal(columns, conv_tiles.weight_rows(w_last, tile).T)
-    assert np.shares_memory(conv_tiles.weight_columns(w_taps, whole_rows), w_taps)
+    by_taps = conv_tiles.column_bands(w_taps, every, axis=1)
+    last = conv_tiles.column_bands(w_last, every, axis=2)
+    assert sorted(by_taps) == sorted(last) == [(0, 2), (0, 3), (0, 4), (1, 4)]
+    assert by_taps[0, 4] is w_taps and last[0, 4] is w_last   # every column: no copy
+    for tile in every:
+        taps = weight[:, :, tile.i0:tile.i1, tile.j0:tile.j1]          # (A, B, th, tw)
+        rows = conv_tiles.weight_rows(last, tile)                      # (A, th*tw*B)
+        columns = conv_tiles.weight_columns(by_taps, tile)             # (th*tw*B, A)
+        assert np.array_equal(rows, taps.transpose(0, 2, 3, 1).reshape(6, -1))
+        assert np.array_equal(columns, rows.T) and columns.flags.c_contiguous
+        assert np.shares_memory(rows, last[tile.j0, tile.j1])
+        assert np.shares_memory(columns, by_taps[tile.j0, tile.j1])
 
 
 def test_runs_and_thread_ranges_never_leave_one_image_alone():

@@ -128,18 +128,34 @@ def weight_by_taps(weight):
     return out
 
 
-def weight_columns(w_taps, tile: Tile):
-    """The tile's taps of a (KH, KW, B, A) weight as (taps_h*taps_w*B, A): a view where
-    the tile reads whole rows of the kernel, else a copy."""
-    part = w_taps[tile.i0:tile.i1, tile.j0:tile.j1]
+def column_bands(w, tiles, axis: int) -> dict:
+    """{(j0, j1): w's kernel columns [j0, j1) (its axis `axis`)} for the tiles' bands of
+    columns, each copied once for all the tiles that read it (w itself where a band is
+    every column). A tile's taps are then whole rows of its band, and its matrix a view:
+    a 5x5 kernel over 7x7 images has 25 tiles but 5 bands of columns, one of them every
+    column."""
+    bands = {}
+    for t in tiles:
+        if (t.j0, t.j1) not in bands:
+            index = [slice(None)] * w.ndim
+            index[axis] = slice(t.j0, t.j1)
+            bands[t.j0, t.j1] = w if (t.j0, t.j1) == (0, w.shape[axis]) else (
+                np.ascontiguousarray(w[tuple(index)]))
+    return bands
+
+
+def weight_columns(bands, tile: Tile):
+    """The tile's taps of a (KH, KW, B, A) weight, from its column_bands, as a
+    (taps_h*taps_w*B, A) matrix: a view."""
+    part = bands[tile.j0, tile.j1][tile.i0:tile.i1]
     return part.reshape(-1, part.shape[-1])
 
 
-def weight_rows(w_last, tile: Tile):
-    """The tile's taps of a channels-last (A, KH, KW, B) weight as (A, taps_h*taps_w*B):
-    a view where the tile reads whole rows of the kernel (each row of it one run of
-    memory, which BLAS takes with its stride), else a copy."""
-    part = w_last[tile.taps]
+def weight_rows(bands, tile: Tile):
+    """The tile's taps of a channels-last (A, KH, KW, B) weight, from its column_bands,
+    as (A, taps_h*taps_w*B): a view, each row one run of memory (BLAS takes the rows'
+    stride)."""
+    part = bands[tile.j0, tile.j1][:, tile.i0:tile.i1]
     return part.reshape(part.shape[0], -1)
 
 
@@ -251,9 +267,9 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
     parts = sorted((t for t in every if not t.empty), key=lambda t: not t.covers(kernel))
     x_last = channels_last(x)
     g_last = channels_last(g) if g is not None else None
-    y = gw = w_taps = None
+    y = gw = w_bands = None
     if weight is not None:
-        w_taps = weight_by_taps(weight)
+        w_bands = column_bands(weight_by_taps(weight), parts, axis=1)
         y = np.empty((n, *out_hw, weight.shape[0]), dtype=np.result_type(x, weight)) if (
             out is None) else out
         for t in every:
@@ -284,7 +300,7 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
                 cols = _piece_im2col(x_last, p, stride, padding, dilation)
                 if weight is not None:
                     if p.tile is not tile:
-                        tile, w_rows = p.tile, weight_columns(w_taps, p.tile)
+                        tile, w_rows = p.tile, weight_columns(w_bands, p.tile)
                     target = y[p.n0:p.n1][p.tile.out]
                     if target.flags.c_contiguous:  # the piece's pixels are whole images
                         parallel.multiply(cols, w_rows, out=target.reshape(len(cols), -1))
@@ -321,16 +337,17 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     images in runs that keep a run's rows and products within PIECE_BYTES (each image
     gets its adds in the tiles' order, and the same bits, on any thread count)."""
     n, in_c, out_c = x.shape[0], x.shape[1], weight.shape[1]
-    x_last, w_last = channels_last(x), weight_last(weight)
+    x_last = channels_last(x)
     parts = [t for t in tiles(out_hw, x.shape[2:], weight.shape[2:], stride, padding,
                               dilation) if not t.empty]
+    w_bands = column_bands(weight_last(weight), parts, axis=2)
     y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
     per_image = {t: t.pixels * (in_c + t.n_taps * out_c) for t in parts}
 
     def work(images):  # every tile's adds onto these images, in the tiles' order
         y[images] = 0
         for t in parts:
-            rows = weight_rows(w_last, t)
+            rows = weight_rows(w_bands, t)
             for r in _runs(images, max(2, PIECE_BYTES // (per_image[t] * y.itemsize))):
                 x_rows = np.ascontiguousarray(x_last[r][t.out]).reshape(-1, in_c)
                 _add_taps(y[r], parallel.multiply(x_rows, rows), t, stride, padding,
