@@ -11,6 +11,7 @@ import pytest
 
 import tinygan
 from grad_inputs import away
+from tinygan import parallel
 from tinygan.functional import conv, conv_tiles
 from test_functional_conv import conv2d_reference, conv_transpose2d_reference, out_size
 
@@ -182,3 +183,14 @@ def test_tiled_transposed_conv_equals_the_scatter_loop(kernel, stride, padding, 
         y = conv_tiles.conv_transpose2d(x, w, hw, stride, padding, dilation)
         ref = conv_transpose2d_reference(x, w, None, stride, padding, fit, dilation)
         np.testing.assert_allclose(y.transpose(0, 3, 1, 2), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_the_weight_by_taps_copy_over_threads():
+    weight = np.random.default_rng(1).standard_normal((75, 128, 11, 11)).astype(np.float32)
+    assert weight.size >= 2 * parallel.GRAIN  # two threads take a range of rows each
+    for threads in (1, 2, 3):
+        tinygan.set_num_threads(threads)
+        try:
+            assert np.array_equal(conv_tiles.weight_by_taps(weight), weight.transpose(2, 3, 1, 0))
+        finally:
+            tinygan.set_num_threads(None)
