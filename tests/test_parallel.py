@@ -179,6 +179,20 @@ def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     assert parallel.matmul(np.ones(3), np.ones(3)) == 3.0  # vectors: plain @
 
 
+def test_a_stack_stored_by_columns_gives_its_product_stored_by_columns(monkeypatch):
+    # attention's h (N, C, P), a channels-last conv's output reshaped, times beta (N, P, P):
+    # computed as (beta^T h^T)^T, so that o reshaped to an image is channels-last too
+    rng = np.random.default_rng(4)
+    h = rng.standard_normal((8, 256, 64)).astype(np.float32).transpose(0, 2, 1)
+    beta = rng.standard_normal((8, 256, 256)).astype(np.float32)
+    results, splits = _on_threads(monkeypatch, lambda: [parallel.matmul(h, beta)])
+    assert max(splits[1]) > 1
+    _assert_same_bits(results)
+    out = results[0][0]
+    assert out.shape == (8, 64, 256) and out.strides[1] == out.itemsize  # by columns
+    np.testing.assert_allclose(out, h.astype(np.float64) @ beta, rtol=1e-4, atol=1e-3)
+
+
 def test_jobs_are_shared_out_largest_first_to_the_least_loaded():
     # a convolution's pieces: each thread's group whole, in the pieces' order
     tinygan.set_num_threads(2)

@@ -174,6 +174,13 @@ def matmul(a, b):
     Each block is one BLAS call on views of a and b, written into its place of the
     result, and gives the bits the whole product would. Anything else (CuPy arrays,
     vectors, broadcast stacks, small products) is `a @ b`.
+
+    A stack whose matrices are stored by columns (`_by_columns`: a channels-last
+    activation reshaped to (N, C, pixels), as self-attention's h and f are) gives its
+    product stored by columns too, computed as (b^T a^T)^T: reshaped back to an image it
+    is channels-last, as the layers around it are, and no gradient of attention needs a
+    layout copy. On one core here sagan-cifar10's step took 2-3% less (730.2 -> 716.2 ms,
+    746.5 -> 723.4); on two, three runs gave 1.03, 0.89 and 0.99 of the old step.
     """
     if not (type(a) is np.ndarray and type(b) is np.ndarray) or a.ndim < 2 or b.ndim < 2:
         return a @ b
@@ -187,12 +194,22 @@ def matmul(a, b):
         return _matmul_2d(a, b)
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or b.shape[1] != k:
         return a @ b
+    swap = _by_columns(a)
+    if swap:
+        a, b, m, n = b.transpose(0, 2, 1), a.transpose(0, 2, 1), n, m
     blocks = parts(a.shape[0], a.shape[0] * m * n * k, GEMM_GRAIN)
     if len(blocks) == 1:
-        return a @ b
-    out = np.empty((a.shape[0], m, n), dtype=np.result_type(a, b))
-    run(lambda p: np.matmul(a[p], b[p], out=out[p]), blocks)
-    return out
+        out = a @ b
+    else:
+        out = np.empty((a.shape[0], m, n), dtype=np.result_type(a, b))
+        run(lambda p: np.matmul(a[p], b[p], out=out[p]), blocks)
+    return out.transpose(0, 2, 1) if swap else out
+
+
+def _by_columns(a) -> bool:
+    """Whether each matrix of the stack a is stored column by column."""
+    return a.strides[1] == a.itemsize and a.strides[2] == a.shape[1] * a.itemsize \
+        and a.shape[1] > 1
 
 
 def _swapped(a, b) -> bool:
