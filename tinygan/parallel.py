@@ -110,8 +110,8 @@ def for_each(fn, a, work: int | None = None, grain: int = GRAIN) -> None:
 def elementwise(ufunc, a, b):
     """ufunc(a, b) (add, multiply, ...), split over threads along the result's first axis
     when it is large. The result is laid out as the operand of its shape (channels-last
-    stays channels-last), a's when both are (b copied to a's layout first: `laid_out_as`); an
-    operand that broadcasts along that axis goes whole to each."""
+    stays channels-last), as a when both are (b is copied to a's layout first:
+    `laid_out_as`); an operand that broadcasts along that axis goes whole to each."""
     if not (type(a) is np.ndarray and type(b) is np.ndarray) or a.dtype != b.dtype \
             or a.dtype.kind != "f":
         return ufunc(a, b)
@@ -139,12 +139,7 @@ def laid_out_as(a, model):
     if type(a) is not np.ndarray or type(model) is not np.ndarray or a.shape != model.shape \
             or _axes_order(a) == _axes_order(model):
         return a
-    out = np.empty_like(model, dtype=a.dtype)
-
-    def copy(p):
-        out[p] = a[p]
-    for_each(copy, a)
-    return out
+    return _copy(a, np.empty_like(model, dtype=a.dtype))
 
 
 def _axes_order(a) -> tuple:
@@ -159,11 +154,14 @@ def ascontiguousarray(a):
         return a
     if type(a) is not np.ndarray:
         return a.copy()  # CuPy's copy is C-ordered too
-    out = np.empty(a.shape, dtype=a.dtype)
+    return _copy(a, np.empty(a.shape, dtype=a.dtype))
 
-    def copy(p):
+
+def _copy(a, out):
+    """out[...] = a, threads taking ranges of a's first axis; out."""
+    def part(p):
         out[p] = a[p]
-    for_each(copy, a)
+    for_each(part, a)
     return out
 
 
@@ -221,19 +219,6 @@ def _swapped(a, b) -> bool:
     return a.shape[0] < b.shape[1] and b.flags.f_contiguous and not b.flags.c_contiguous
 
 
-def _blocks(a, b, out) -> list:
-    """The BLAS calls (a', b', out') that make out = a @ b for 2-d arrays: blocks of rows
-    of a, or of columns of b (whichever dimension is longer), each of GEMM_GRAIN
-    multiply-adds at least and starting at a multiple of _ALIGN; one call for a
-    matrix-vector product (BLAS's gemv, whose blocks round otherwise)."""
-    (m, k), n = a.shape, b.shape[1]
-    if min(m, n) < 2:
-        return [(a, b, out)]
-    if m >= n:
-        return [(a[p], b, out[p]) for p in parts(m, m * n * k, GEMM_GRAIN, _ALIGN)]
-    return [(a, b[:, p], out[:, p]) for p in parts(n, m * n * k, GEMM_GRAIN, _ALIGN)]
-
-
 def multiply(a, b, out=None):
     """a @ b as one BLAS call on the calling thread: a product that is one thread's job
     (a convolution tile's piece), which `balance` handed it; benchmarks/gemm_floor.py
@@ -242,11 +227,19 @@ def multiply(a, b, out=None):
 
 
 def _matmul_2d(a, b):
-    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    blocks = _blocks(a, b, out)
+    """a @ b (matrices, no vector) in blocks of rows of a, or of columns of b, whichever
+    is longer: each of GEMM_GRAIN multiply-adds at least, starting at a multiple of
+    _ALIGN."""
+    (m, k), n = a.shape, b.shape[1]
+    rows = m >= n
+    blocks = parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN)
     if len(blocks) == 1:
         return a @ b
-    run(lambda block: np.matmul(block[0], block[1], out=block[2]), blocks)
+    out = np.empty((m, n), dtype=np.result_type(a, b))
+    if rows:
+        run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
+    else:
+        run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
     return out
 
 

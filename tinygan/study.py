@@ -387,7 +387,8 @@ def parser() -> argparse.ArgumentParser:
                     help="threads each run computes on; auto (the default unless "
                     "$TINYGAN_NUM_THREADS, $OMP_NUM_THREADS or $OPENBLAS_NUM_THREADS gives a "
                     "number) times 1, 2, 4, ... up to each worker's share of the cores and "
-                    "keeps the fastest (the fewest threads within 5%% of it). The results are the same bits on any count")
+                    "keeps the fastest (the fewest threads within 5%% of it). The results "
+                    "are the same bits on any count")
     mc.add_argument("--workers", type=int, default=None,
                     help="parallel processes (default 2; 2 at most is sensible on a small "
                     "machine); under mpiexec the processes it started are the workers")

@@ -168,8 +168,8 @@ class ThreadTuner:
     threads in both rounds of one run, 11% slower than one thread. It checks again every
     `recheck_every` steps, and at once when `patience` steps in a row take `slower` times
     the chosen count's median: when another program takes a core, two threads can be far
-    slower than one, and a few slow steps later the tuner has moved. A step is the time from one call to the next,
-    so put the tuner first among the callbacks.
+    slower than one, and a few slow steps later the tuner has moved. A step is the time
+    from one call to the next, so put the tuner first among the callbacks.
 
     Which results depend on the thread count: none of tinygan's. NumPy's BLAS is held at
     one thread (see this module's docstring); a matrix product that tinygan splits gives

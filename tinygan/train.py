@@ -100,9 +100,9 @@ def parser() -> argparse.ArgumentParser:
                    help="threads to compute on (BLAS and tinygan's own, one pool). auto, the "
                         "default unless $TINYGAN_NUM_THREADS, $OMP_NUM_THREADS or "
                         "$OPENBLAS_NUM_THREADS gives a number: time the first steps at 1, "
-                        "2, 4, ... threads up to the cores, keep the fastest (the fewest within 5%% of "
-                        "it), check again "
-                        "every 500 steps. The results are the same bits on any count")
+                        "2, 4, ... threads up to the cores, keep the fastest (the fewest "
+                        "within 5%% of it), check again every 500 steps. The results are the "
+                        "same bits on any count")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of bars")
     remedies = p.add_argument_group("remedies for mode collapse")
     remedies.add_argument("--feature-matching", action="store_true",

@@ -299,13 +299,11 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
         grads = [None] * len(wave)
 
         def work(group):  # each piece whole, its im2col still in cache for its products
-            tile = w_rows = None
             for i in group:
                 p = wave[i]
                 cols = _piece_im2col(x_last, p, stride, padding, dilation)
                 if weight is not None:
-                    if p.tile is not tile:
-                        tile, w_rows = p.tile, weight_columns(w_bands, p.tile)
+                    w_rows = weight_columns(w_bands, p.tile)  # a view of its band
                     target = y[p.n0:p.n1][p.tile.out]
                     if target.flags.c_contiguous:  # the piece's pixels are whole images
                         parallel.multiply(cols, w_rows, out=target.reshape(len(cols), -1))
