@@ -362,3 +362,37 @@ def test_an_operand_in_another_memory_order_is_copied_to_the_first_ones():
     y.backward(tinygan.tensor(first))                  # a channels-last gradient
     assert x.grad.data.strides == second.strides
     assert np.array_equal(x.grad.data, np.where(second > 0, first, first * np.float32(0.2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kept_half", [0, 1])
+def test_a_dropout_mask_drawn_over_threads_is_one_draws(monkeypatch, dtype, kept_half):
+    """Each thread draws its run of the numbers from a copy of the generator moved ahead;
+    the numbers, and the generator's state after them, are those of one draw. An odd
+    count and a float32 drawn before (half of a 64-bit output kept) test the seams."""
+    from tinygan.functional import stochastic
+    shape = (3, 2 * stochastic.RANDOM_GRAIN + 1)
+
+    def draw():
+        generator = np.random.default_rng(11)
+        generator.random(kept_half, dtype=np.float32)
+        u = stochastic._random(generator, shape, dtype)
+        return [u, generator.random(5, dtype=np.float32)]
+    results, splits = _on_threads(monkeypatch, draw)
+    assert splits[0] == [] and splits[1] == [2] and splits[2] == [3]
+    one = np.random.default_rng(11)
+    one.random(kept_half, dtype=np.float32)
+    _assert_same_bits(results + [[one.random(shape, dtype=dtype),
+                                  one.random(5, dtype=np.float32)]])
+    tinygan.set_num_threads(2)
+    try:  # and through dropout: the same mask as one thread's
+        tinygan.manual_seed(3)
+        two = F.dropout(tinygan.ones(64, 16, 16, 16), 0.3).numpy()
+    finally:
+        tinygan.set_num_threads(None)
+    tinygan.set_num_threads(1)
+    try:
+        tinygan.manual_seed(3)
+        assert np.array_equal(F.dropout(tinygan.ones(64, 16, 16, 16), 0.3).numpy(), two)
+    finally:
+        tinygan.set_num_threads(None)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .. import backend, distributed
+from .. import backend, distributed, parallel
 from .._tensor import Tensor
 
 
@@ -48,7 +48,7 @@ def _uniform_like(x: Tensor):
     rank, world = distributed.batch_share()
     generator = backend.generator(x.device)
     if world == 1:
-        u = generator.random(tuple(shape), dtype=x.dtype)
+        u = _random(generator, tuple(shape), x.dtype)
     elif order[0] == 0 and _can_jump(generator, x.dtype):
         u = _rows_of_global_draw(generator, tuple(shape), rank, world, x.dtype)
     else:  # draw the global batch's samples, keep this rank's rows
@@ -78,7 +78,7 @@ def _rows_of_global_draw(generator, shape: tuple, rank: int, world: int, dtype):
     """generator.random((world * shape[0],) + shape[1:])[rank rows], drawing only those."""
     count = math.prod(shape)
     _skip(generator, rank * count, dtype)
-    u = generator.random(shape, dtype=dtype)
+    u = _random(generator, shape, dtype)
     _skip(generator, (world - 1 - rank) * count, dtype)
     return u
 
@@ -101,3 +101,44 @@ def _skip(generator, count: int, dtype) -> None:
         generator.random(2, dtype=np.float32)
     if odd:
         generator.random(1, dtype=np.float32)  # the next output's low half; its high is kept
+
+
+# -- one draw over several threads
+#
+# The same jumps split one large draw: each thread draws its run of the numbers from a
+# copy of the generator moved ahead to where that run starts, and the generator itself
+# then jumps over them all, so the numbers, and everything drawn after them, are one
+# draw's on any thread count. PCG64 takes about 4.5 ns a float32 on one core here: 3.8
+# ms for dcgan-mnist's first dropout mask (64x64x14x14), 2.4 ms on two threads, and the
+# step 2% less on two (407.5 -> 398.6 ms, the two ways alternated in one process).
+
+RANDOM_GRAIN = 1 << 16  # numbers a thread draws at least (a hand-off costs about 50 us)
+
+
+def _random(generator, shape: tuple, dtype):
+    """generator.random(shape, dtype=dtype), split over threads when it is large."""
+    count = math.prod(shape)
+    if not _can_jump(generator, dtype) or count < 2 * RANDOM_GRAIN \
+            or parallel.num_threads() == 1:
+        return generator.random(shape, dtype=dtype)
+    per = 2 if np.dtype(dtype) == np.float32 else 1  # numbers a 64-bit output makes
+    bits = generator.bit_generator
+    out = np.empty(count, dtype=dtype)
+    head = 0
+    if per == 2 and bits.state["has_uint32"]:  # a kept high half is the first number
+        out[0] = generator.random(1, dtype=dtype)[0]
+        head = 1
+    outputs, odd = divmod(count - head, per)
+    start = bits.state
+
+    def draw(run):  # outputs [run.start, run.stop) of the draw
+        copy = np.random.PCG64()
+        copy.state = start
+        copy.advance(run.start)
+        out[head + run.start * per:head + run.stop * per] = np.random.Generator(
+            copy).random((run.stop - run.start) * per, dtype=dtype)
+    parallel.run(draw, parallel.parts(outputs, outputs * per, RANDOM_GRAIN))
+    _skip(generator, outputs * per, dtype)
+    if odd:  # the next output's low half; its high half is kept, as one draw keeps it
+        out[-1] = generator.random(1, dtype=dtype)[0]
+    return out.reshape(shape)
