@@ -38,6 +38,21 @@ def test_softmax_on_non_contiguous_input_and_second_derivative():
     assert gradgradcheck(lambda x: F.log_softmax(x, 1), [leaf(away(2, 3))])
 
 
+@pytest.mark.parametrize("cached_floats", [1 << 16, 50])  # 50: runs of 2 slices of 21
+def test_softmax_gradient_op_and_its_derivatives(monkeypatch, cached_floats):
+    """SoftmaxGrad gives y (gy - sum(y gy)), slice by slice, and its own derivatives in y
+    and gy are right: second derivatives reach x through softmax's output."""
+    from tinygan.functional import activation
+    monkeypatch.setattr(activation, "_CACHED_FLOATS", cached_floats)
+    y, gy = away(10, 3, 7, seed=1), away(10, 3, 7, seed=2)
+    for dim in (0, 1, 2):
+        gx = activation.SoftmaxGrad(dim)(tinygan.tensor(y), tinygan.tensor(gy)).numpy()
+        np.testing.assert_allclose(gx, y * (gy - (y * gy).sum(dim, keepdims=True)),
+                                   rtol=1e-12, atol=1e-15)
+    assert gradcheck(lambda a, b: activation.SoftmaxGrad(1)(a, b),
+                     [leaf(y[:3]), leaf(gy[:3])])
+
+
 def test_softmax_is_stable_for_huge_logits():
     x = tinygan.tensor([[1000.0, 0.0, -1000.0]], requires_grad=True)
     np.testing.assert_allclose(F.softmax(x, 1).detach().numpy(), [[1.0, 0.0, 0.0]])
