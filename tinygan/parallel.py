@@ -3,10 +3,11 @@
 A NumPy ufunc, a copy or a matrix product on a large array releases the GIL, so parts of
 one op can run on several cores at once from plain Python threads. tinygan splits:
 
-- matrix products (`matmul`) into blocks of rows of the first operand, or of columns of
-  the second: each element of the product is one call's sum over the inner dimension,
-  the same sum in the same order whatever block holds it (NumPy's BLAS is held at one
-  thread by threads.py, so these blocks are the only threads a product gets);
+- matrix products (`matmul`) into blocks of rows of the first operand, cut where BLAS's
+  kernel sums each row as it would in one call (`_matmul_2d`): each element of the
+  product is one call's sum over the inner dimension, the same sum in the same order
+  whatever block holds it (NumPy's BLAS is held at one thread by threads.py, so these
+  blocks are the only threads a product gets);
 - work over a batch (`for_each`: im2col's copy, col2im's additions, BatchNorm and the
   activations) into ranges of images;
 - an optimiser's update (`apply`) into ranges of its flat arrays.
@@ -35,6 +36,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -44,7 +46,7 @@ from .threads import get_num_threads
 GRAIN = 1 << 19         # elements a thread takes at least (the docstring's measurements)
 GEMM_GRAIN = 1 << 21    # multiply-adds a thread takes at least in a matrix product
 MIN_SIZE = 1 << 17      # elements per optimiser array before splitting pays (Adam, 2 cores)
-_ALIGN = 16             # blocks of a product start at multiples of 16 rows (BLAS's tile)
+_ALIGN = 48             # blocks of a product start at multiples of 48 rows (_matmul_2d)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_pid = 0  # a forked child inherits the pool object but not its threads
@@ -94,6 +96,33 @@ def run(fn, parts: list[slice]) -> None:
     finally:
         for future in futures:
             future.result()  # waits for every part; re-raises a worker's exception here
+
+
+def share(fn, jobs: int) -> None:
+    """fn(i) for every job i in range(jobs), each thread taking the next job no thread
+    has taken yet: one that finishes early (a smaller job, a less busy core) takes
+    more, where a fixed share would leave it waiting for the other's last job. Each
+    job writes its own results, so they are the same whichever thread ran it. A
+    convolution's pieces and a transposed convolution's groups of images are shared so:
+    fixed shares by size had the calling thread wait 68 ms a sagan-cifar10 step on two
+    threads here (a core of this machine is not always as fast as the other), and the
+    step took 4-6% less with shared jobs (in-process A/B: dcgan-mnist 479.7 -> 460.3 ms,
+    sagan-cifar10 907.3 -> 852.5, against fixed shares taken in turn)."""
+    threads = min(num_threads(), jobs)
+    if threads <= 1:
+        for i in range(jobs):
+            fn(i)
+        return
+    queue, lock = iter(range(jobs)), threading.Lock()
+
+    def take(_):
+        while True:
+            with lock:
+                i = next(queue, None)
+            if i is None:
+                return
+            fn(i)
+    run(take, [slice(t, t + 1) for t in range(threads)])
 
 
 def for_each(fn, a, work: int | None = None, grain: int = GRAIN) -> None:
@@ -166,8 +195,8 @@ def _copy(a, out):
 
 
 def matmul(a, b):
-    """a @ b, split over threads in blocks of rows of a (or of columns of b, whichever
-    dimension is longer); stacks of matrices are split over the stack.
+    """a @ b, split over threads in blocks of rows of a (`_matmul_2d`); stacks of
+    matrices are split over the stack.
 
     Each block is one BLAS call on views of a and b, written into its place of the
     result, and gives the bits the whole product would. Anything else (CuPy arrays,
@@ -221,39 +250,33 @@ def _swapped(a, b) -> bool:
 
 def multiply(a, b, out=None):
     """a @ b as one BLAS call on the calling thread: a product that is one thread's job
-    (a convolution tile's piece), which `balance` handed it; benchmarks/gemm_floor.py
+    (a convolution tile's piece), which `share` handed it; benchmarks/gemm_floor.py
     counts these here."""
     return np.matmul(a, b, out=out)
 
 
 def _matmul_2d(a, b):
-    """a @ b (matrices, no vector) in blocks of rows of a, or of columns of b, whichever
-    is longer: each of GEMM_GRAIN multiply-adds at least, starting at a multiple of
-    _ALIGN."""
+    """a @ b (matrices, no vector) in blocks of rows of a, each of GEMM_GRAIN
+    multiply-adds at least, starting at a multiple of _ALIGN rows; a product too short
+    for two blocks but wide (m < 2 _ALIGN <= n) runs as (b^T a^T)^T, whose rows are b's
+    columns, on any thread count.
+
+    Blocks give the bits of one call only where BLAS's kernel handles every row the
+    same in either: OpenBLAS's kernels work on tiles of rows (16 in its SkylakeX kernel,
+    24 in its Haswell one, which AMD's Zen cores get), and rows cut off a tile are
+    summed otherwise. Cuts at multiples of 48 kept the bits in 60 random shapes and
+    layouts on both, where cuts at 16 changed them on the Haswell kernel, and cuts of
+    columns changed them at almost any place (a product with fewer rows than columns
+    runs there with its columns as the kernel's rows)."""
     (m, k), n = a.shape, b.shape[1]
-    rows = m >= n
-    blocks = parts(m if rows else n, m * n * k, GEMM_GRAIN, _ALIGN)
+    if m < 2 * _ALIGN <= n:
+        return ascontiguousarray(_matmul_2d(b.T, a.T).T)
+    blocks = parts(m, m * n * k, GEMM_GRAIN, _ALIGN)
     if len(blocks) == 1:
         return a @ b
     out = np.empty((m, n), dtype=np.result_type(a, b))
-    if rows:
-        run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
-    else:
-        run(lambda p: np.matmul(a, b[:, p], out=out[:, p]), blocks)
+    run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
     return out
-
-
-def balance(work: list) -> list[list[int]]:
-    """The indices of the jobs whose sizes are `work`, in one group per thread (at
-    most), the largest first to the least loaded; each group in the jobs' order (a
-    convolution's pieces, conv_tiles.py). One empty group when there is no job."""
-    groups = [[] for _ in range(max(1, min(num_threads(), len(work))))]
-    load = [0] * len(groups)
-    for i in sorted(range(len(work)), key=lambda i: -work[i]):  # stable: ties in order
-        least = load.index(min(load))
-        groups[least].append(i)
-        load[least] += work[i]
-    return [sorted(group) for group in groups]
 
 
 def apply(fn, *arrays, **kwargs) -> None:

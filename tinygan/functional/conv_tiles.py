@@ -19,12 +19,13 @@ GFLOP a step and its step from 438.8 to 383.4 ms (benchmarks/README.md).
 
 Pieces and threads: each tile is cut into runs of images (pieces) of at most PIECE_BYTES
 of im2col rows and products, so that a piece's copy is still in cache when its product
-reads it. conv2d and its weight gradient give each thread whole pieces (copy, product,
-output put in place), balanced by size, in one hand-off; the weight gradient's products
-are then summed in the pieces' order, by output channels. The transposed conv's adds
-overlap between tiles, so there each thread takes a range of the images, every tile of
-them (rows of a product round the same in any cut of it but a cut to one row, which
-BLAS runs as gemv: the ranges never leave one image alone). Each element is one BLAS
+reads it. In conv2d and its weight gradient each thread takes the next piece not yet
+taken, largest first, whole (copy, product, output put in place: parallel.share); the
+weight gradient's products are then summed in the pieces' order, by output channels.
+The transposed conv's adds overlap between tiles, so there the threads take groups of
+images, every tile of them. Pieces and groups are cut the same on any thread count
+(BLAS sums a row otherwise when a cut moves it within its kernel's tile of rows, and a
+cut to one row runs as gemv: none leaves one image alone), each element is one BLAS
 call's sum and the pieces add up in one fixed order, so the result has the same bits
 whatever the thread count.
 """
@@ -298,20 +299,23 @@ def _conv2d_and_weight(x, weight, g, out_hw, stride, padding, dilation, kernel=N
     for wave in _waves(pieces, held):
         grads = [None] * len(wave)
 
-        def work(group):  # each piece whole, its im2col still in cache for its products
-            for i in group:
-                p = wave[i]
-                cols = _piece_im2col(x_last, p, stride, padding, dilation)
-                if weight is not None:
-                    w_rows = weight_columns(w_bands, p.tile)  # a view of its band
-                    target = y[p.n0:p.n1][p.tile.out]
-                    if target.flags.c_contiguous:  # the piece's pixels are whole images
-                        parallel.multiply(cols, w_rows, out=target.reshape(len(cols), -1))
-                    else:
-                        target[...] = parallel.multiply(cols, w_rows).reshape(target.shape)
-                if g is not None:
-                    grads[i] = parallel.multiply(_piece_rows(g_last, p).T, cols)
-        parallel.run(work, parallel.balance([(p.n1 - p.n0) * per_image(p.tile) for p in wave]))
+        largest = sorted(range(len(wave)), key=lambda i: -(wave[i].n1 - wave[i].n0)
+                         * per_image(wave[i].tile))
+
+        def work(job):  # a piece whole, its im2col still in cache for its products
+            i = largest[job]
+            p = wave[i]
+            cols = _piece_im2col(x_last, p, stride, padding, dilation)
+            if weight is not None:
+                w_rows = weight_columns(w_bands, p.tile)  # a view of its band
+                target = y[p.n0:p.n1][p.tile.out]
+                if target.flags.c_contiguous:  # the piece's pixels are whole images
+                    parallel.multiply(cols, w_rows, out=target.reshape(len(cols), -1))
+                else:
+                    target[...] = parallel.multiply(cols, w_rows).reshape(target.shape)
+            if g is not None:
+                grads[i] = parallel.multiply(_piece_rows(g_last, p).T, cols)
+        parallel.share(work, len(wave))
         if g is not None:
             _add_taps_of_weight(gw, wave, grads, first)
     return y, gw
@@ -336,9 +340,13 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     Tiles are over x, the grid of the conv2d whose adjoint this is, with y as its image:
     each tile's rows of x times its taps of W give every tap's contribution, which are
     added onto y where they land (col2im, for that tile's taps only). The tiles' adds
-    overlap, so each thread takes a range of the images, whole: tile by tile, its
-    images in runs that keep a run's rows and products within PIECE_BYTES (each image
-    gets its adds in the tiles' order, and the same bits, on any thread count)."""
+    overlap, so the batch is cut into groups of images (at most GROUPS of them, none
+    larger than a tile's run), and each thread takes the next group not yet taken,
+    whole: tile by tile, its images in runs that keep a run's rows and products within
+    PIECE_BYTES. Each image gets its adds in the tiles' order, and the products' rows
+    are cut the same way, on any thread count: the same bits (BLAS rounds a row
+    otherwise when a cut moves it within its kernel's tile of rows, parallel._matmul_2d;
+    threads taking ranges of the images made that depend on their count)."""
     n, in_c, out_c = x.shape[0], x.shape[1], weight.shape[1]
     x_last = channels_last(x)
     parts = [t for t in tiles(out_hw, x.shape[2:], weight.shape[2:], stride, padding,
@@ -347,16 +355,23 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
     y = np.empty((n, *out_hw, out_c), dtype=np.result_type(x, weight))
     per_image = {t: t.pixels * (in_c + t.n_taps * out_c) for t in parts}
 
-    def work(images):  # every tile's adds onto these images, in the tiles' order
+    run = {t: max(2, PIECE_BYTES // (per_image[t] * y.itemsize)) for t in parts}
+    groups = _runs(slice(0, n), min([-(-n // GROUPS)] + list(run.values())))
+
+    def work(job):  # every tile's adds onto a group's images, in the tiles' order
+        images = groups[job]
         y[images] = 0
         for t in parts:
             rows = weight_rows(w_bands, t)
-            for r in _runs(images, max(2, PIECE_BYTES // (per_image[t] * y.itemsize))):
+            for r in _runs(images, run[t]):
                 x_rows = np.ascontiguousarray(x_last[r][t.out]).reshape(-1, in_c)
                 _add_taps(y[r], parallel.multiply(x_rows, rows), t, stride, padding,
                           dilation)
-    parallel.run(work, _ranges(n, n * sum(per_image.values())))
+    parallel.share(work, len(groups))
     return y
+
+
+GROUPS = 2  # groups of images a transposed conv's batch is cut into, at most
 
 
 def _runs(images: slice, size: int) -> list[slice]:
@@ -366,14 +381,6 @@ def _runs(images: slice, size: int) -> list[slice]:
     if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
         del bounds[-2]
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-
-
-def _ranges(n: int, work: int) -> list[slice]:
-    """The images' ranges for the threads, in pairs of images (see _runs)."""
-    pairs = parallel.parts(n // 2, work) if n >= 4 else [slice(0, n // 2)]
-    ranges = [slice(2 * p.start, 2 * p.stop) for p in pairs]
-    ranges[-1] = slice(ranges[-1].start, n)
-    return ranges
 
 
 def conv_transpose2d_by_phases(x, weight, out_hw, stride, padding):
