@@ -147,11 +147,11 @@ def loss_table(folder, name="losses.csv"):
 
 
 @needs_mpi
-@pytest.mark.parametrize("argv, exact_rows", [
-    (["vanilla", "ring8", "--batch-size", "8", "--eval-every", "30"], 60),
-    (["dcgan", "mnist-10k", "--batch-size", "8"], 10),
+@pytest.mark.parametrize("argv, exact_rows, rtol", [
+    (["vanilla", "ring8", "--batch-size", "8", "--eval-every", "30"], 60, 2e-5),
+    (["dcgan", "mnist-10k", "--batch-size", "8"], 10, 1e-4),
 ], ids=["vanilla-ring8", "dcgan-mnist-10k"])
-def test_two_processes_train_the_one_process_gan(argv, exact_rows, tmp_path):
+def test_two_processes_train_the_one_process_gan(argv, exact_rows, rtol, tmp_path):
     """The same losses, row by row, as one process (6 digits, as losses.csv writes them),
     for the first `exact_rows` steps; after that, in DCGAN, a difference of the last bits
     grows: Adam divides each gradient by its own size, so the parameters whose gradient
@@ -159,7 +159,10 @@ def test_two_processes_train_the_one_process_gan(argv, exact_rows, tmp_path):
     the game amplifies such differences, as it would any change of the order of the sums.
     How soon depends on the seed and on how the products round: over seeds 0-3, two
     versions of the convolutions first differ beyond 2e-5 at steps 10-43 and by up to
-    1.6e-2 at step 60. The evaluations and the checkpoint format are the same."""
+    1.6e-2 at step 60; with OpenBLAS's Haswell kernel (AMD's Zen cores) DCGAN's first
+    ten rows differed by up to 3.7e-5, hence 1e-4 there (the first gradients themselves
+    are compared in tests/distributed/gan_training.py). The evaluations and the
+    checkpoint format are the same."""
     common = argv + ["--steps", "60", "--sample-every", "1000", "--no-progress"]
     one = run_command(TRAIN + common + ["--out", "one"], tmp_path)
     two = run_command(mpiexec(TRAIN + common + ["--out", "two"]), tmp_path)
@@ -169,7 +172,7 @@ def test_two_processes_train_the_one_process_gan(argv, exact_rows, tmp_path):
     assert loss_table(tmp_path / "two")[0] == header
     together = loss_table(tmp_path / "two")[1]
     assert together.shape == alone.shape == (60, len(header))
-    np.testing.assert_allclose(together[:exact_rows], alone[:exact_rows], rtol=2e-5)
+    np.testing.assert_allclose(together[:exact_rows], alone[:exact_rows], rtol=rtol)
     np.testing.assert_allclose(together, alone, rtol=2.5e-2)
     if "--eval-every" in argv:
         np.testing.assert_allclose(loss_table(tmp_path / "two", "metrics.csv")[1],
