@@ -240,12 +240,19 @@ def _by_columns(a) -> bool:
 
 
 def _swapped(a, b) -> bool:
-    """Whether a @ b runs as (b^T a^T)^T: x W^T for a batch shorter than W, which
-    OpenBLAS runs as W x^T (the same sums, its operands swapped) at 90-97 GFLOP/s
-    against 72-76 on one core here, for every linear layer at batch 64
-    (benchmarks/README.md). Its transpose is copied back to rows (m*n floats, small next
-    to the product's m*n*k)."""
-    return a.shape[0] < b.shape[1] and b.flags.f_contiguous and not b.flags.c_contiguous
+    """Whether a @ b runs as (b^T a^T)^T, on any thread count:
+
+    - x W^T for a batch shorter than W, which OpenBLAS runs as W x^T (the same sums, its
+      operands swapped) at 90-97 GFLOP/s against 72-76 on one core of the AVX-512
+      machine, for every linear layer at batch 64 (benchmarks/README.md);
+    - a product too short for two blocks of rows but wide (m < 2 _ALIGN <= n), whose
+      rows, b's columns, can then be cut (`_matmul_2d`).
+
+    Its transpose is copied back to rows (m*n floats, small next to the product's
+    m*n*k)."""
+    m, n = a.shape[0], b.shape[1]
+    by_columns = b.flags.f_contiguous and not b.flags.c_contiguous
+    return m < n and by_columns or m < 2 * _ALIGN <= n
 
 
 def multiply(a, b, out=None):
@@ -257,9 +264,8 @@ def multiply(a, b, out=None):
 
 def _matmul_2d(a, b):
     """a @ b (matrices, no vector) in blocks of rows of a, each of GEMM_GRAIN
-    multiply-adds at least, starting at a multiple of _ALIGN rows; a product too short
-    for two blocks but wide (m < 2 _ALIGN <= n) runs as (b^T a^T)^T, whose rows are b's
-    columns, on any thread count.
+    multiply-adds at least, starting at a multiple of _ALIGN rows (a product too short
+    for two blocks but wide comes here as its transpose: `_swapped`).
 
     Blocks give the bits of one call only where BLAS's kernel handles every row the
     same in either: OpenBLAS's kernels work on tiles of rows (16 in its SkylakeX kernel,
@@ -269,8 +275,6 @@ def _matmul_2d(a, b):
     columns changed them at almost any place (a product with fewer rows than columns
     runs there with its columns as the kernel's rows)."""
     (m, k), n = a.shape, b.shape[1]
-    if m < 2 * _ALIGN <= n:
-        return ascontiguousarray(_matmul_2d(b.T, a.T).T)
     blocks = parts(m, m * n * k, GEMM_GRAIN, _ALIGN)
     if len(blocks) == 1:
         return a @ b

@@ -188,6 +188,7 @@ class Piece:
 
 
 PIECE_BYTES = 4 * 2 ** 20
+GROUPS = 2  # groups of images a transposed conv's batch is cut into, at most (conv_transpose2d)
 
 
 def _pieces(parts, n: int, per_image, itemsize: int) -> list[Piece]:
@@ -369,9 +370,6 @@ def conv_transpose2d(x, weight, out_hw, stride, padding, dilation):
                           dilation)
     parallel.share(work, len(groups))
     return y
-
-
-GROUPS = 2  # groups of images a transposed conv's batch is cut into, at most
 
 
 def _runs(images: slice, size: int) -> list[slice]:
