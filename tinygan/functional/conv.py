@@ -71,15 +71,24 @@ def _narrowing(weight_shape, stride, padding, dilation):
 def _by_phases(x, weight_shape, dilation) -> bool:
     """Whether conv_transpose2d runs as one stride-1 conv2d per phase of its output
     (conv_tiles.conv_transpose2d_by_phases; at stride 1, one conv2d with the kernel
-    flipped) rather than as products added onto the output: where x has no more
-    channels than y and at most 128, since the scatter's products have K = x's channels
-    and are thin there. On one core here: 64 to 64 channels at stride 2 from 16x16 took
-    31.8 ms against 47.5, 128 to 128 from 8x8 23.2 against 28.5, 64 to 128 from 7x7 (5x5
-    kernel) 13.4 against 18.3, 64 to 64 at stride 1 on 32x32 72.1 against 106.9; where x has
-    more channels (128 to 64, 256 to 128) or 256 (256 to 256 from 4x4), phases were 2-10%
-    slower."""
+    flipped) rather than as products added onto the output (the scatter).
+
+    The scatter's products have K = x's channels and are thin where x has few; its adds
+    grow with the image. Phases where x has no more channels than y and at most 128, or
+    where x's images have 7x7 pixels or more. On one core of the AVX-512 machine: 64 to
+    64 channels at stride 2 from 16x16 took 31.8 ms against 47.5, 128 to 128 from 8x8
+    23.2 against 28.5, 64 to 128 from 7x7 (5x5 kernel) 13.4 against 18.3, 64 to 64 at
+    stride 1 on 32x32 72.1 against 106.9. On the Zen 3 machine (AVX2), one thread and
+    two: 64 to 32 channels from 16x16 31.6 and 20.8 ms against 42.1 and 26.2, 128 to 64
+    from 16x16 72.3 and 60.1 against 107.4 and 61.9, 128 to 64 from 14x14 (5x5) 115.6
+    and 57.6 against 117.6 and 74.3, 256 to 128 from 7x7 (5x5) 65.7 and 64.2 against
+    72.7 and 70.6; from 4x4 the scatter stays (256 to 128: 12.5 ms against 14.4 on two
+    threads, 512 to 256: 37.8 against 44.7). (On the AVX-512 machine phases were 2-10%
+    slower for 128 to 64 and 256 to 128; the rule follows the machine benchmarked now.)"""
     in_c, out_c = weight_shape[:2]
-    return _tiled(x, in_c) and dilation == (1, 1) and in_c <= min(out_c, 128)
+    if not (_tiled(x, in_c) and dilation == (1, 1)):
+        return False
+    return in_c <= min(out_c, 128) or x.shape[2] * x.shape[3] >= 49
 
 
 def _flipped(weight):
