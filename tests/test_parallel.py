@@ -183,6 +183,17 @@ def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     assert parallel.matmul(np.ones(3), np.ones(3)) == 3.0  # vectors: plain @
 
 
+@pytest.mark.parametrize("m, n", [(256, 2048), (64, 4096), (3, 5)])
+def test_an_outer_product_is_a_multiply_with_the_bits_of_blas(monkeypatch, m, n):
+    # (m, 1) @ (1, n): a spectral norm's u v^T, a one-output layer's input gradient
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((m, 1)).astype(np.float32)
+    b = rng.standard_normal((1, n)).astype(np.float32)
+    results, _ = _on_threads(monkeypatch, lambda: [parallel.matmul(a, b),
+                                                   parallel.matmul(b.T, a.T)])
+    _assert_same_bits(results + [[a @ b, b.T @ a.T]])
+
+
 def test_a_stack_stored_by_columns_gives_its_product_stored_by_columns(monkeypatch):
     # attention's h (N, C, P), a channels-last conv's output reshaped, times beta (N, P, P):
     # computed as (beta^T h^T)^T, so that o reshaped to an image is channels-last too

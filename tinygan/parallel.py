@@ -200,7 +200,10 @@ def matmul(a, b):
 
     Each block is one BLAS call on views of a and b, written into its place of the
     result, and gives the bits the whole product would. Anything else (CuPy arrays,
-    vectors, broadcast stacks, small products) is `a @ b`.
+    vectors, broadcast stacks, small products) is `a @ b`. An outer product (k = 1: a
+    spectral norm's u v^T, the input gradient of a layer with one output) is a broadcast
+    multiply, each element the one rounded product BLAS gives, at 4-20x BLAS's speed here
+    ((256, 1) @ (1, 2048): 1.46 ms against 0.25).
 
     A stack whose matrices are stored by columns (`_by_columns`: a channels-last
     activation reshaped to (N, C, pixels), as self-attention's h and f are) gives its
@@ -214,6 +217,8 @@ def matmul(a, b):
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if a.ndim == 2 and b.ndim == 2:
+        if k == 1:
+            return elementwise(np.multiply, a, b)
         if min(m, n) < 2:
             return a @ b  # a matrix-vector product: BLAS's gemv, whose blocks round otherwise
         if _swapped(a, b):
