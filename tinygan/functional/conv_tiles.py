@@ -123,14 +123,17 @@ def weight_by_taps(weight):
     one (the transpose of weight_rows) ran M=64 products at 67 GFLOP/s against 91 on
     one core here. Copied 8 of A at a time: in one copy the reads of a (256, 256, 4, 4)
     weight, 16 KB apart, took 3.0 ms on one core here, against 0.8 in blocks; threads
-    take ranges of A (a large weight's copy was a fifth of its conv's time on two)."""
+    take ranges of A (a large weight's copy was a fifth of its conv's time on two), from
+    262,144 floats a thread, a transposing copy counting twice: (256, 128, 5, 5) took
+    2.35 ms on one thread and 1.25 on two (Zen 3), (128, 64, 5, 5) 0.35 and 0.50 split,
+    so it is not."""
     out = np.empty((*weight.shape[2:], weight.shape[1], weight.shape[0]), dtype=weight.dtype)
 
     def copy(part):
         for a in range(part.start, part.stop, 8):
             b = min(a + 8, part.stop)
             out[..., a:b] = weight[a:b].transpose(2, 3, 1, 0)
-    parallel.run(copy, parallel.parts(weight.shape[0], weight.size, align=8))
+    parallel.run(copy, parallel.parts(weight.shape[0], 2 * weight.size, align=8))
     return out
 
 
