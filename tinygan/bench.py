@@ -203,10 +203,12 @@ def measure(workload: str, device: str, batch: int, steps: int, warmup: int,
             threads: int | str, compare: bool, seed: int = 0, rounds: int = 1,
             cuda_graph: bool = False) -> dict:
     """tinygan's numbers, and torch's with their ratio when `compare`: the two libraries
-    alternate `rounds` times and times and peaks are medians over the rounds; one dict."""
+    alternate `rounds` times, each going first in every other round, and times and peaks
+    are medians over the rounds; one dict."""
     runs = {"tinygan": [], "torch": []}
-    for _ in range(rounds):
-        for framework in FRAMEWORKS if compare else ("tinygan",):
+    for r in range(rounds):
+        order = FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]
+        for framework in order if compare else ("tinygan",):
             runs[framework].append(run_isolated(framework, workload, device, batch, steps,
                                                 warmup, threads, seed,
                                                 cuda_graph and framework == "tinygan"))

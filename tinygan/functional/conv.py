@@ -5,9 +5,9 @@ the weight matrix (O, KH*KW*C); conv_transpose2d, its adjoint in x, is x's pixel
 the weight matrix, added back onto the image by col2im. On the CPU, where a pixel carries
 16 or more channels, both cut the output into tiles whose pixels read the image through
 the same kernel taps, so that no product is spent on the padding's zeros (conv_tiles.py),
-and a transposed conv whose input has no more channels than its output runs as one conv2d
-per phase of its output, with no adds (`_by_phases`); on the GPU one CUDA kernel builds
-the whole matrix over the padded image.
+and a transposed conv whose input has no more channels than its output, or images of 7x7
+pixels or more, runs as one conv2d per phase of its output, with no adds (`_by_phases`);
+on the GPU one CUDA kernel builds the whole matrix over the padded image.
 
 Conv2d, ConvTranspose2d and Conv2dWeight (the weight's gradient) are Functions of their
 own, each one im2col/col2im plus GEMMs. They save only their inputs, never the
