@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tinygan import kernels
-from tinygan.kernels.reduce import sum_over
+from tinygan.kernels.reduce import sum_axes, sum_over
 
 
 def _in_every_memory_order(base):
@@ -41,13 +41,13 @@ def test_a_large_channels_last_float32_sum_is_blas_gemv_of_ones():
     # a bias gradient or BatchNorm's statistics of a channels-last activation
     last = np.random.default_rng(2).standard_normal((64, 16, 16, 32)).astype(np.float32)
     x = last.transpose(0, 3, 1, 2)  # (N, C, H, W) over channels-last memory
-    got = sum_over(x, (0, 2, 3), keepdims=True)
+    got = sum_axes(x, (0, 2, 3), keepdims=True)
     assert got.shape == (1, 32, 1, 1) and got.dtype == np.float32
     assert np.array_equal(got.reshape(-1), np.ones(64 * 16 * 16, np.float32) @ last.reshape(-1, 32))
     np.testing.assert_allclose(got.reshape(-1), last.astype(np.float64).sum(axis=(0, 1, 2)),
                                rtol=1e-4, atol=1e-3)
     small = x[:2]  # under _GEMV_MIN floats: NumPy's own sum
-    assert np.array_equal(sum_over(small, (0, 2, 3)), small.sum(axis=(0, 2, 3)))
+    assert np.array_equal(sum_axes(small, (0, 2, 3)), small.sum(axis=(0, 2, 3)))
 
 
 def test_sum_over_falls_back_on_arrays_that_are_not_dense():

@@ -12,8 +12,9 @@ axes and the kept ones form at most three blocks: channels-last memory is
 On a GPU that is one small kernel (a thread block per k, its threads over (r1, r2),
 a tree sum in shared memory: deterministic, one launch); a sum over everything stays
 CuPy's own (one block would be too few). On NumPy arrays it is the kernel's twin,
-`reshape(R1, K, R2).sum(axis=(0, 2))`, so the tests check the layout logic on the CPU,
-or where R2 is 1 (channels-last float32) BLAS's gemv, ones(R1) @ x (`_ones_times`).
+`reshape(R1, K, R2).sum(axis=(0, 2))`, so the tests check the layout logic on the CPU.
+What the ops call on the CPU (`sum_axes`) is NumPy's own sum, or where R2 is 1 (a large
+channels-last float32 array) BLAS's gemv, ones(R1) @ x (`_ones_times`).
 Layouts that do not split so fall back to the array library's own sum.
 """
 from __future__ import annotations
@@ -69,7 +70,10 @@ def sum_axes(a, axes, keepdims=False):
     if enabled(a):
         return sum_over(a, axes, keepdims)
     if type(a) is np.ndarray and a.dtype == np.float32 and a.size >= _GEMV_MIN:
-        return sum_over(a, axes, keepdims, numpy_twin=False)
+        plan = _cached_plan(a, axes, keepdims)
+        if plan is not None and plan[1][2] == 1 and plan[1][0] > 1 and plan[1][1] > 1:
+            # (summed, kept) in memory: the columns of an (R1, K) matrix
+            return _in_own_order(_ones_times(a.transpose(plan[0]).reshape(plan[1][:2])), plan)
     return sum_generic(a, axes, keepdims)
 
 
@@ -128,10 +132,9 @@ def _ones_times(t):
     return np.ones(t.shape[0], dtype=t.dtype) @ t
 
 
-def sum_over(a, axes, keepdims=False, numpy_twin=True):
-    """a.sum(axis=axes, keepdims=keepdims), as out[k] = sum of a seen as (R1, K, R2).
-    On NumPy arrays (R1, K) float32 ones are BLAS's gemv; others are the kernel's twin,
-    or NumPy's own sum without `numpy_twin`."""
+def _cached_plan(a, axes, keepdims):
+    """_plan for this array's shape, strides, dtype and axes, made once; None where its
+    memory does not split into (summed, kept, summed)."""
     key = (a.shape, a.strides, a.dtype, axes, keepdims)
     plan = _plans.get(key, False)
     if plan is False:
@@ -140,23 +143,29 @@ def sum_over(a, axes, keepdims=False, numpy_twin=True):
         if a.size and normal and a.dtype in _CTYPES:  # float32, float64
             plan = _plan(a.shape, a.strides, normal, keepdims)
         _plans[key] = plan
+    return plan
+
+
+def _in_own_order(out, plan):
+    """The sums `out`, which hold the kept axes in memory order, in their own order and
+    the result's shape."""
+    _, _, kept_shape, back, result = plan
+    if len(back) > 1:
+        out = out.reshape(kept_shape).transpose(back)
+    return out.reshape(result)
+
+
+def sum_over(a, axes, keepdims=False):
+    """a.sum(axis=axes, keepdims=keepdims), as out[k] = sum of a seen as (R1, K, R2)."""
+    plan = _cached_plan(a, axes, keepdims)
     if plan is None:
         return sum_generic(a, axes, keepdims)
-    order, runs, kept_shape, back, result = plan
+    order, runs = plan[:2]
     t = a.transpose(order)  # C-contiguous: the plan checked the strides
     if backend.get_array_module(a) is np:
-        if runs[2] == 1 and runs[0] > 1 and runs[1] > 1 and t.dtype == np.float32 \
-                and t.size >= _GEMV_MIN:
-            out = _ones_times(t.reshape(runs[:2]))
-        elif numpy_twin:
-            out = t.reshape(runs).sum(axis=(0, 2))  # the kernel's twin
-        else:
-            return sum_generic(a, axes, keepdims)
+        out = t.reshape(runs).sum(axis=(0, 2))  # the kernel's twin
     elif runs[1] == 1:
         out = t.reshape(-1).sum()  # a sum over everything: CuPy's own
     else:
         out = _sum_runs(t, *runs)
-    # `out` holds the kept axes in memory order; give them back their own order
-    if len(back) > 1:
-        out = out.reshape(kept_shape).transpose(back)
-    return out.reshape(result)
+    return _in_own_order(out, plan)
