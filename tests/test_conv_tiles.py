@@ -167,6 +167,9 @@ def test_phases_are_chosen_where_x_has_no_more_channels_than_y_or_a_large_image(
     x = np.zeros((1, 256, 7, 7), np.float32)
     assert conv._by_phases(x, (256, 128, 5, 5), (1, 1))          # a 7x7 image: phases
     assert not conv._by_phases(x, (256, 128, 5, 5), (2, 2))      # but never dilated
+    x = np.zeros((1, 64, 32, 32), np.float32)
+    assert conv._by_phases(x, (64, 16, 3, 3), (1, 1))            # 16 columns a product
+    assert not conv._by_phases(x, (64, 3, 3, 3), (1, 1))         # to 3 channels: too thin
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,hw", TILE_GRID)

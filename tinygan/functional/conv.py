@@ -84,11 +84,18 @@ def _by_phases(x, weight_shape, dilation) -> bool:
     and 57.6 against 117.6 and 74.3, 256 to 128 from 7x7 (5x5) 65.7 and 64.2 against
     72.7 and 70.6; from 4x4 the scatter stays (256 to 128: 12.5 ms against 14.4 on two
     threads, 512 to 256: 37.8 against 44.7). (On the AVX-512 machine phases were 2-10%
-    slower for 128 to 64 and 256 to 128; the rule follows the machine benchmarked now.)"""
+    slower for 128 to 64 and 256 to 128; the rule follows the machine benchmarked now.)
+    The phases' products are out_c columns wide, so the images' clause wants out_c >=
+    _TILES_MIN_CHANNELS: to 3 channels (a first layer's input gradient, G's last layer)
+    phases took 22.9 ms against the scatter's 11.9 from 64x32x32 at stride 1, 9.7 against
+    3.8 from 64x16x16 at stride 2, to 1 channel from 64x14x14 (5x5) 7.6 against 1.8; to 8
+    channels at stride 2 10.3 against 8.9, to 16 from 16x16 14.6 against 16.7 (one thread,
+    Zen 3)."""
     in_c, out_c = weight_shape[:2]
     if not (_tiled(x, in_c) and dilation == (1, 1)):
         return False
-    return in_c <= min(out_c, 128) or x.shape[2] * x.shape[3] >= 49
+    return in_c <= min(out_c, 128) or (x.shape[2] * x.shape[3] >= 49
+                                       and out_c >= _TILES_MIN_CHANNELS)
 
 
 def _flipped(weight):
