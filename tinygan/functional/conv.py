@@ -5,8 +5,8 @@ the weight matrix (O, KH*KW*C); conv_transpose2d, its adjoint in x, is x's pixel
 the weight matrix, added back onto the image by col2im. On the CPU, where a pixel carries
 16 or more channels, both cut the output into tiles whose pixels read the image through
 the same kernel taps, so that no product is spent on the padding's zeros (conv_tiles.py),
-and a transposed conv whose input has no more channels than its output, or images of 7x7
-pixels or more, runs as one conv2d per phase of its output, with no adds (`_by_phases`);
+and a transposed conv to 16 channels or more runs as one conv2d per phase of its output,
+with no adds (`_by_phases`);
 on the GPU one CUDA kernel builds the whole matrix over the padded image.
 
 Conv2d, ConvTranspose2d and Conv2dWeight (the weight's gradient) are Functions of their
@@ -74,28 +74,24 @@ def _by_phases(x, weight_shape, dilation) -> bool:
     flipped) rather than as products added onto the output (the scatter).
 
     The scatter's products have K = x's channels and are thin where x has few; its adds
-    grow with the image. Phases where x has no more channels than y and at most 128, or
-    where x's images have 7x7 pixels or more. On one core of the AVX-512 machine: 64 to
-    64 channels at stride 2 from 16x16 took 31.8 ms against 47.5, 128 to 128 from 8x8
-    23.2 against 28.5, 64 to 128 from 7x7 (5x5 kernel) 13.4 against 18.3, 64 to 64 at
-    stride 1 on 32x32 72.1 against 106.9. On the Zen 3 machine (AVX2), one thread and
-    two: 64 to 32 channels from 16x16 31.6 and 20.8 ms against 42.1 and 26.2, 128 to 64
-    from 16x16 72.3 and 60.1 against 107.4 and 61.9, 128 to 64 from 14x14 (5x5) 115.6
-    and 57.6 against 117.6 and 74.3, 256 to 128 from 7x7 (5x5) 65.7 and 64.2 against
-    72.7 and 70.6; from 4x4 the scatter stays (256 to 128: 12.5 ms against 14.4 on two
-    threads, 512 to 256: 37.8 against 44.7). (On the AVX-512 machine phases were 2-10%
-    slower for 128 to 64 and 256 to 128; the rule follows the machine benchmarked now.)
-    The phases' products are out_c columns wide, so the images' clause wants out_c >=
-    _TILES_MIN_CHANNELS: to 3 channels (a first layer's input gradient, G's last layer)
-    phases took 22.9 ms against the scatter's 11.9 from 64x32x32 at stride 1, 9.7 against
-    3.8 from 64x16x16 at stride 2, to 1 channel from 64x14x14 (5x5) 7.6 against 1.8; to 8
-    channels at stride 2 10.3 against 8.9, to 16 from 16x16 14.6 against 16.7 (one thread,
-    Zen 3)."""
+    grow with the image. The phases' products are out_c columns wide: they want y to
+    have _TILES_MIN_CHANNELS channels or more. To 3 channels (a first layer's input
+    gradient, G's last layer) phases took 22.9 ms against the scatter's 11.9 from
+    64x32x32 at stride 1, 9.7 against 3.8 from 64x16x16 at stride 2; to 1 channel from
+    64x14x14 (5x5) 7.6 against 1.8; to 8 channels at stride 2 10.3 against 8.9; to 16
+    channels from 16x16 14.6 against 16.7 (one thread, Zen 3).
+
+    Past that, phases on this machine (Zen 4, AVX-512, OpenBLAS's SkylakeX kernel), one
+    thread and two: 64 to 64 channels from 16x16 35.4 and 23.4 ms against 54.0 and
+    39.9; 128 to 64 from 16x16 74.7 and 45.2 against 89.4 and 60.3; 256 to 128 from 7x7
+    (5x5, stride 1) 62.1 and 36.1 against 71.3 and 40.1; from 4x4, 512 to 256 53.1 and
+    29.9 against 59.7 and 34.4, 256 to 256 25.8 and 18.5 against 29.7 and 16.7 (the
+    scatter ahead on two threads in a few such small ones, by 1-2 ms). sagan-cifar10's
+    step took 4% less on one thread and two than with phases only from 7x7 images or
+    where x has no more channels than y (the Zen 3 rule), dcgan-cifar10's 5% less on
+    two and the same on one."""
     in_c, out_c = weight_shape[:2]
-    if not (_tiled(x, in_c) and dilation == (1, 1)):
-        return False
-    return in_c <= min(out_c, 128) or (x.shape[2] * x.shape[3] >= 49
-                                       and out_c >= _TILES_MIN_CHANNELS)
+    return _tiled(x, in_c) and dilation == (1, 1) and out_c >= _TILES_MIN_CHANNELS
 
 
 def _flipped(weight):
