@@ -148,7 +148,7 @@ def loss_table(folder, name="losses.csv"):
 
 @needs_mpi
 @pytest.mark.parametrize("argv, exact_rows, rtol", [
-    (["vanilla", "ring8", "--batch-size", "8", "--eval-every", "30"], 60, 2e-5),
+    (["vanilla", "ring8", "--batch-size", "8", "--eval-every", "20"], 20, 2e-5),
     (["dcgan", "mnist-10k", "--batch-size", "8"], 10, 1e-4),
 ], ids=["vanilla-ring8", "dcgan-mnist-10k"])
 def test_two_processes_train_the_one_process_gan(argv, exact_rows, rtol, tmp_path):
@@ -161,8 +161,11 @@ def test_two_processes_train_the_one_process_gan(argv, exact_rows, rtol, tmp_pat
     versions of the convolutions first differ beyond 2e-5 at steps 10-43 and by up to
     1.6e-2 at step 60; with OpenBLAS's Haswell kernel (AMD's Zen cores) DCGAN's first
     ten rows differed by up to 3.7e-5, hence 1e-4 there (the first gradients themselves
-    are compared in tests/distributed/gan_training.py). The evaluations and the
-    checkpoint format are the same."""
+    are compared in tests/distributed/gan_training.py). The vanilla GAN drifts too, only
+    later: with the SkylakeX kernel (an Intel Xeon), over seeds 0-4, its rows first differ
+    beyond 2e-5 at steps 53, 36 and 49 (seeds 0, 2, 3; never for 1 and 4), by up to 3.1e-3
+    at step 60, hence 20 rows. The evaluations up to then (the mode count too: it is 2
+    against 5 at step 60 once the runs drift) and the checkpoint format are the same."""
     common = argv + ["--steps", "60", "--sample-every", "1000", "--no-progress"]
     one = run_command(TRAIN + common + ["--out", "one"], tmp_path)
     two = run_command(mpiexec(TRAIN + common + ["--out", "two"]), tmp_path)
@@ -175,8 +178,10 @@ def test_two_processes_train_the_one_process_gan(argv, exact_rows, rtol, tmp_pat
     np.testing.assert_allclose(together[:exact_rows], alone[:exact_rows], rtol=rtol)
     np.testing.assert_allclose(together, alone, rtol=2.5e-2)
     if "--eval-every" in argv:
-        np.testing.assert_allclose(loss_table(tmp_path / "two", "metrics.csv")[1],
-                                   loss_table(tmp_path / "one", "metrics.csv")[1], rtol=1e-3)
+        scores = [loss_table(tmp_path / out, "metrics.csv")[1] for out in ("two", "one")]
+        early = [table[table[:, 0] <= exact_rows] for table in scores]
+        assert len(early[0]) == len(early[1]) >= 1
+        np.testing.assert_allclose(early[0], early[1], rtol=1e-3)
     a = tinygan.load(tmp_path / "one" / "checkpoints" / "latest.npz")
     b = tinygan.load(tmp_path / "two" / "checkpoints" / "latest.npz")
     assert (a["processes"], b["processes"]) == (1, 2) and a["step"] == b["step"] == 60
