@@ -59,12 +59,35 @@ def test_apply_splits_big_numpy_arrays_and_passes_the_rest_whole(monkeypatch):
     big = np.ones((4, parallel.MIN_SIZE))
     other = np.ones_like(big)
     parallel.apply(double, big, other, None, by=2.0)
-    assert sorted(seen) == [(2 * parallel.MIN_SIZE, None)] * 2  # two halves, None in each
+    # two halves, each in runs of CHUNK elements, None in each
+    assert seen == [(parallel.CHUNK, None)] * (big.size // parallel.CHUNK)
     assert (big == 2).all() and (other == 2).all()
     seen.clear()
     strided = np.ones((4, 2 * parallel.MIN_SIZE))[:, ::2]  # not contiguous: one call
     parallel.apply(double, strided, np.ones_like(strided), None, by=3.0)
     assert seen == [(strided.size, None)] and (strided == 3).all()
+
+
+def test_apply_takes_an_update_in_runs_with_the_bits_of_one_call(monkeypatch):
+    """Adam on a parameter whose size is no multiple of CHUNK, run by runs on one and
+    two threads, gives the bits of one call on the whole arrays."""
+    from tinygan.optim.adam import adam
+    rng = np.random.default_rng(1)
+    size = 3 * parallel.CHUNK + 1234
+    arrays = [rng.standard_normal(size).astype(np.float32) for _ in range(4)]
+    arrays[3] = np.abs(arrays[3])
+    hyper = dict(lr=1e-3, betas=(0.5, 0.999), eps=1e-8, weight_decay=0.01, step=3)
+    whole = [a.copy() for a in arrays]
+    adam(*whole, **hyper)
+    for count in ("1", "2"):
+        monkeypatch.setenv("TINYGAN_NUM_THREADS", count)
+        calls = []
+        parts = [a.copy() for a in arrays]
+        parallel.apply(lambda *a, **k: (calls.append(a[0].size), adam(*a, **k)),
+                       *parts, None, **hyper)
+        assert max(calls) <= parallel.CHUNK and sum(calls) == size and len(calls) == 4
+        for mine, theirs in zip(parts, whole):
+            assert np.array_equal(mine, theirs)
 
 
 MAKERS = {
@@ -88,8 +111,8 @@ def test_optimizers_on_two_threads_are_bit_identical_to_one(monkeypatch, name):
     run = parallel.run
     monkeypatch.setattr(parallel, "run", lambda fn, parts: (splits.append(len(parts)),
                                                             run(fn, parts)))
-    for threads in ("1", "2"):
-        monkeypatch.setenv("TINYGAN_NUM_THREADS", threads)
+    for count in ("1", "2"):
+        monkeypatch.setenv("TINYGAN_NUM_THREADS", count)
         params = [tinygan.tensor(v.copy(), requires_grad=True) for v in values]
         opt = MAKERS[name](params)
         for g in grads:

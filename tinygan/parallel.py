@@ -46,6 +46,7 @@ from .threads import get_num_threads
 GRAIN = 1 << 19         # elements a thread takes at least (the docstring's measurements)
 GEMM_GRAIN = 1 << 21    # multiply-adds a thread takes at least in a matrix product
 MIN_SIZE = 1 << 17      # elements per optimiser array before splitting pays (Adam, 2 cores)
+CHUNK = 1 << 15         # elements an optimiser's update takes at a time (`apply`)
 _ALIGN = 48             # blocks of a product start at multiples of 48 rows (_matmul_2d)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -292,17 +293,33 @@ def apply(fn, *arrays, **kwargs) -> None:
     """fn(*arrays, **kwargs), for an elementwise fn that updates some of its arrays in place.
 
     NumPy arrays of one shape, all C-contiguous, are flattened and each thread runs fn on
-    its part of them (see `split`); any other arrays (CuPy's, small ones) go to fn whole.
-    None stands for an array fn is not given, in every part.
+    its part of them (see `split`), a run of CHUNK elements at a time; any other arrays
+    (CuPy's, non-contiguous ones) go to fn whole. None stands for an array fn is not
+    given, in every part.
+
+    Run by runs, Adam's dozen passes over a parameter and its moments read and write
+    each run while it is still in the core's cache, instead of streaming the whole
+    arrays from memory a dozen times: `adam` over the 2.29 million floats of
+    vanilla-mnist's discriminator took 8.0-8.7 ms in runs of 32,768 against 12.4-12.7
+    whole (runs of 16,384: 9.5-10.3, 65,536: 7.9-8.3, 131,072: 8.6-9.1; an Intel Xeon
+    with 2 MB of L2 a core, one thread). Each element is computed as before: the same bits.
     """
     first = arrays[0]
-    ranges = split(first.size) if first.size >= 2 * MIN_SIZE else None
-    if ranges is None or len(ranges) == 1 or not isinstance(first, np.ndarray) or not all(
+    if not isinstance(first, np.ndarray) or first.size <= CHUNK or not all(
             a is None or a.flags.c_contiguous for a in arrays):
         fn(*arrays, **kwargs)
         return
     flat = [None if a is None else a.reshape(-1) for a in arrays]
-    run(lambda part: fn(*(None if a is None else a[part] for a in flat), **kwargs), ranges)
+
+    def runs(part):
+        for start in range(part.start, part.stop, CHUNK):
+            run_ = slice(start, min(start + CHUNK, part.stop))
+            fn(*(None if a is None else a[run_] for a in flat), **kwargs)
+    ranges = split(first.size) if first.size >= 2 * MIN_SIZE else [slice(0, first.size)]
+    if len(ranges) == 1:
+        runs(ranges[0])
+    else:
+        run(runs, ranges)
 
 
 _MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
