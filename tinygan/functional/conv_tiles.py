@@ -121,20 +121,26 @@ def weight_by_taps(weight):
     tile's taps of it, as a (taps_h*taps_w*B, A) matrix, are then rows in memory order.
     The conv's products take it as their right operand that way round: a column-ordered
     one (the transpose of weight_rows) ran M=64 products at 67 GFLOP/s against 91 on
-    one core here. Copied 8 of A at a time: in one copy the reads of a (256, 256, 4, 4)
-    weight, 16 KB apart, took 3.0 ms on one core here, against 0.8 in blocks; threads
-    take ranges of A (a large weight's copy was a fifth of its conv's time on two), from
-    262,144 floats a thread, a transposing copy counting twice: (256, 128, 5, 5) took
-    2.35 ms on one thread and 1.25 on two (Zen 3), (128, 64, 5, 5) 0.35 and 0.50 split,
-    so it is not."""
+    one core here. Copied BY_TAPS_BLOCK of A at a time: in one copy the reads of a
+    (256, 256, 4, 4) weight, 16 KB apart, took 3.0 ms on one core here, against 0.8 in
+    blocks of 8. Blocks of 32 write runs of 128 bytes, two whole cache lines, where 8
+    wrote half of one: on an Intel Xeon (one core) (512, 256, 4, 4) took 3.6 ms against
+    9.1 in blocks of 8 (16: 5.5, 64: 3.1), (256, 256, 4, 4) 1.5 against 3.2, (256, 128, 5,
+    5) 1.3 against 2.8, a flipped (256, 512, 3, 3) 1.4 against 2.4. Threads take ranges of
+    A (a large weight's copy was a fifth of its conv's time on two), from 262,144 floats a
+    thread, a transposing copy counting twice: (256, 128, 5, 5) took 2.35 ms on one thread
+    and 1.25 on two (Zen 3), (128, 64, 5, 5) 0.35 and 0.50 split, so it is not."""
     out = np.empty((*weight.shape[2:], weight.shape[1], weight.shape[0]), dtype=weight.dtype)
 
     def copy(part):
-        for a in range(part.start, part.stop, 8):
-            b = min(a + 8, part.stop)
+        for a in range(part.start, part.stop, BY_TAPS_BLOCK):
+            b = min(a + BY_TAPS_BLOCK, part.stop)
             out[..., a:b] = weight[a:b].transpose(2, 3, 1, 0)
-    parallel.run(copy, parallel.parts(weight.shape[0], 2 * weight.size, align=8))
+    parallel.run(copy, parallel.parts(weight.shape[0], 2 * weight.size, align=BY_TAPS_BLOCK))
     return out
+
+
+BY_TAPS_BLOCK = 32  # output channels weight_by_taps copies at a time
 
 
 def column_bands(w, tiles, axis: int) -> dict:
