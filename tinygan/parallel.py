@@ -300,9 +300,10 @@ def apply(fn, *arrays, **kwargs) -> None:
     Run by runs, Adam's dozen passes over a parameter and its moments read and write
     each run while it is still in the core's cache, instead of streaming the whole
     arrays from memory a dozen times: `adam` over 2.29 million floats (five
-    parameters shaped as vanilla-mnist's larger layers) took 8.0-8.7 ms in runs of 32,768 against 12.4-12.7
-    whole (runs of 16,384: 9.5-10.3, 65,536: 7.9-8.3, 131,072: 8.6-9.1; an Intel Xeon
-    with 2 MB of L2 a core, one thread). Each element is computed as before: the same bits.
+    parameters shaped as vanilla-mnist's larger layers) took 8.0-8.7 ms in runs of
+    32,768 against 12.4-12.7 whole (runs of 16,384: 9.5-10.3, 65,536: 7.9-8.3, 131,072:
+    8.6-9.1; an Intel Xeon with 2 MB of L2 a core, one thread). Each element is computed
+    as before: the same bits.
     """
     first = arrays[0]
     if not isinstance(first, np.ndarray) or first.size <= CHUNK or not all(
