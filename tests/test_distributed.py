@@ -164,8 +164,8 @@ def test_two_processes_train_the_one_process_gan(argv, exact_rows, rtol, tmp_pat
     are compared in tests/distributed/gan_training.py). The vanilla GAN drifts too, only
     later: with the SkylakeX kernel (an Intel Xeon), over seeds 0-4, its rows first differ
     beyond 2e-5 at steps 53, 36 and 49 (seeds 0, 2, 3; never for 1 and 4), by up to 3.1e-3
-    at step 60, hence 20 rows. The evaluations up to then (the mode count too: it is 2
-    against 5 at step 60 once the runs drift) and the checkpoint format are the same."""
+    at step 60, hence 20 rows. The evaluations up to then (the mode count too: it is 3
+    against 5 at step 60 for seed 2 once the runs drift) and the checkpoint format are the same."""
     common = argv + ["--steps", "60", "--sample-every", "1000", "--no-progress"]
     one = run_command(TRAIN + common + ["--out", "one"], tmp_path)
     two = run_command(mpiexec(TRAIN + common + ["--out", "two"]), tmp_path)
