@@ -316,7 +316,7 @@ def apply(fn, *arrays, **kwargs) -> None:
         for start in range(part.start, part.stop, CHUNK):
             run_ = slice(start, min(start + CHUNK, part.stop))
             fn(*(None if a is None else a[run_] for a in flat), **kwargs)
-    ranges = split(first.size) if first.size >= 2 * MIN_SIZE else [slice(0, first.size)]
+    ranges = split(first.size)
     if len(ranges) == 1:
         runs(ranges[0])
     else:

@@ -116,6 +116,9 @@ def weight_last(weight):
     return np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
 
 
+BY_TAPS_BLOCK = 32  # output channels weight_by_taps copies at a time
+
+
 def weight_by_taps(weight):
     """A weight (A, B, KH, KW) as a (KH, KW, B, A) array, copied once for all tiles: a
     tile's taps of it, as a (taps_h*taps_w*B, A) matrix, are then rows in memory order.
@@ -138,9 +141,6 @@ def weight_by_taps(weight):
             out[..., a:b] = weight[a:b].transpose(2, 3, 1, 0)
     parallel.run(copy, parallel.parts(weight.shape[0], 2 * weight.size, align=BY_TAPS_BLOCK))
     return out
-
-
-BY_TAPS_BLOCK = 32  # output channels weight_by_taps copies at a time
 
 
 def column_bands(w, tiles, axis: int) -> dict:
