@@ -186,6 +186,23 @@ def test_matmul_second_derivative(shapes):
                                     leaf(away(*shapes[1], seed=2))])
 
 
+@pytest.mark.parametrize("x_shape", [(97, 5), (2, 49, 5)])
+def test_linear_gradients_side_by_side_on_two_threads(monkeypatch, x_shape):
+    # backward without a graph takes dx and dW side by side on the threads
+    # (parallel.matmuls): the same derivatives, and the same bits as on one thread
+    args = [leaf(away(*x_shape, seed=1)), leaf(away(4, 5, seed=2)), leaf(away(4, seed=3))]
+    grads = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("TINYGAN_NUM_THREADS", threads)
+        assert gradcheck(F.linear, args)
+        for t in args:
+            t.grad = None
+        (F.linear(*args) * tinygan.tensor(away(*x_shape[:-1], 4, seed=4))).sum().backward()
+        grads.append([t.grad.numpy() for t in args])
+    for one, two in zip(*grads):
+        assert np.array_equal(one, two)
+
+
 @pytest.mark.parametrize("x_shape", [(5,), (3, 5), (2, 3, 5)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear(x_shape, bias):

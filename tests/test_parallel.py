@@ -194,6 +194,29 @@ def test_matmul_in_blocks_gives_the_bits_of_one_call(monkeypatch, shape_a, shape
     _assert_same_bits(results + [[one_call]])
 
 
+@pytest.mark.parametrize("pairs", [
+    [((64, 512), (512, 256)), ((512, 64), (64, 256))],     # a linear layer's dx and dW
+    [((64, 1024), (1024, 784)), ((1024, 64), (64, 784)), ((333, 129), (129, 517))],
+    [((1264, 314), (314, 122)), ((3, 5000), (5000, 576))],  # products of unequal sizes
+])
+def test_products_side_by_side_give_the_bits_of_each_alone(monkeypatch, pairs):
+    rng = np.random.default_rng(3)
+    arrays = [(rng.standard_normal(sa).astype(np.float32),
+               rng.standard_normal(sb).astype(np.float32)) for sa, sb in pairs]
+    arrays[0] = (arrays[0][0], np.asfortranarray(arrays[0][1]))  # a transposed weight
+    results, splits = _on_threads(monkeypatch, lambda: parallel.matmuls(*arrays),
+                                  counts=(1, 2, 3, 4))
+    assert set(splits[0]) <= {1}  # one thread: no split
+    for s in splits[1:]:  # more: one hand-off to the pool for all the products
+        assert len([n for n in s if n > 1]) == 1
+    tinygan.set_num_threads(1)
+    try:
+        alone = [parallel.matmul(a, b) for a, b in arrays]  # one thread: one call each
+    finally:
+        tinygan.set_num_threads(None)
+    _assert_same_bits(results + [alone])
+
+
 def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((900, 256)).astype(np.float32)

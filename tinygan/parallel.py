@@ -46,7 +46,7 @@ from .threads import get_num_threads
 GRAIN = 1 << 19         # elements a thread takes at least (the docstring's measurements)
 GEMM_GRAIN = 1 << 21    # multiply-adds a thread takes at least in a matrix product
 MIN_SIZE = 1 << 17      # elements per optimiser array before splitting pays (Adam, 2 cores)
-CHUNK = 1 << 15         # elements an optimiser's update takes at a time (`apply`)
+CHUNK = 1 << 17         # elements an optimiser's update takes at a time (`apply`)
 _ALIGN = 48             # blocks of a product start at multiples of 48 rows (_matmul_2d)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -66,13 +66,14 @@ def split(size: int) -> list[slice]:
     return [slice(bounds[i], bounds[i + 1]) for i in range(n)]
 
 
-def parts(length: int, work: int, grain: int = GRAIN, align: int = 1) -> list[slice]:
+def parts(length: int, work: int, grain: int = GRAIN, align: int = 1,
+          threads: int | None = None) -> list[slice]:
     """Ranges of range(length) for the threads, when the whole is `work` units: at most
-    one per thread, each at least `grain` units, each (but the last) a multiple of
-    `align` long."""
+    one per thread (of `threads`, all unless told), each at least `grain` units, each
+    (but the last) a multiple of `align` long."""
     n = min(work // grain, length // align) if work >= 2 * grain else 1
     if n > 1:
-        n = min(n, num_threads())
+        n = min(n, threads or num_threads())
     if n <= 1:
         return [slice(0, length)]
     bounds = [0] + [length * i // n // align * align for i in range(1, n)] + [length]
@@ -269,9 +270,19 @@ def multiply(a, b, out=None):
 
 
 def _matmul_2d(a, b):
-    """a @ b (matrices, no vector) in blocks of rows of a, each of GEMM_GRAIN
-    multiply-adds at least, starting at a multiple of _ALIGN rows (a product too short
-    for two blocks but wide comes here as its transpose: `_swapped`).
+    """a @ b (matrices, no vector) in blocks of rows of a (`_Product`)."""
+    product = _Product(a, b)
+    if len(product.blocks) == 1:
+        return a @ b
+    run(product.block, product.blocks)
+    return product.out
+
+
+class _Product:
+    """a @ b planned as BLAS calls on blocks of rows of a, each of GEMM_GRAIN
+    multiply-adds at least, starting at a multiple of _ALIGN rows, at most one block per
+    thread of `threads` (a product too short for two blocks but wide comes here as its
+    transpose: `_swapped`). `block(p)` computes rows p of `out`.
 
     Blocks give the bits of one call only where BLAS's kernel handles every row the
     same in either: OpenBLAS's kernels work on tiles of rows (16 in its SkylakeX kernel,
@@ -280,13 +291,39 @@ def _matmul_2d(a, b):
     layouts on both, where cuts at 16 changed them on the Haswell kernel, and cuts of
     columns changed them at almost any place (a product with fewer rows than columns
     runs there with its columns as the kernel's rows)."""
-    (m, k), n = a.shape, b.shape[1]
-    blocks = parts(m, m * n * k, GEMM_GRAIN, _ALIGN)
-    if len(blocks) == 1:
-        return a @ b
-    out = np.empty((m, n), dtype=np.result_type(a, b))
-    run(lambda p: np.matmul(a[p], b, out=out[p]), blocks)
-    return out
+
+    def __init__(self, a, b, threads: int | None = None):
+        (m, k), n = a.shape, b.shape[1]
+        self.a, self.b = a, b
+        self.out = np.empty((m, n), dtype=np.result_type(a, b))
+        self.blocks = parts(m, m * n * k, GEMM_GRAIN, _ALIGN, threads)
+
+    def block(self, p):
+        np.matmul(self.a[p], self.b, out=self.out[p])
+
+
+def matmuls(*pairs) -> list:
+    """[a @ b for a, b in pairs]: independent products of matrices, taken side by side.
+
+    A linear layer's backward has two, dx = gy W and dW = gy^T x, of one size. Each
+    split in two blocks of rows on its own (`matmul`), they cost two hand-offs to the
+    pool and two half-size BLAS calls each; side by side, each thread takes its share of
+    the blocks of both from one hand-off (`share`), on two threads one whole product
+    each. vanilla-mnist's seven layer shapes, both gradients on two threads: 10.5 ms
+    one product after the other, 7.6 side by side, PyTorch 8.2 (benchmarks/README.md).
+    Each product is cut as `matmul` cuts it, so the bits are the same."""
+    if len(pairs) < 2 or num_threads() < 2 or not all(
+            type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 == b.ndim
+            and a.shape[1] > 1 and min(a.shape[0], b.shape[1]) > 1 for a, b in pairs):
+        return [matmul(a, b) for a, b in pairs]
+    threads = max(1, num_threads() // len(pairs))  # the threads a product may be cut for
+    swaps = [_swapped(a, b) for a, b in pairs]
+    products = [_Product(b.T, a.T, threads) if swap else _Product(a, b, threads)
+                for (a, b), swap in zip(pairs, swaps)]
+    jobs = [(product, p) for product in products for p in product.blocks]
+    share(lambda i: jobs[i][0].block(jobs[i][1]), len(jobs))
+    return [ascontiguousarray(product.out.T) if swap else product.out
+            for product, swap in zip(products, swaps)]
 
 
 def apply(fn, *arrays, **kwargs) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import parallel
 from .._tensor import Tensor
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from .shape import reshape, sum_to, transpose
 
 
@@ -57,11 +57,19 @@ class Linear(Function):
     def backward(self, gy):
         x, weight = self.inputs[:2]
         needs = self.needs_input_grad
-        gx = matmul(gy, weight) if needs[0] else None
-        gw = gb = None
+        gx = gw = gb = None
         if needs[1]:
             gy2, x2 = reshape(gy, (-1, gy.shape[-1])), reshape(x, (-1, x.shape[-1]))
-            gw = matmul(transpose(gy2, 0, 1), x2)
+            if needs[0] and not is_grad_enabled():
+                # no graph to record (backward without create_graph): the two products
+                # side by side on the threads, one hand-off for both (parallel.matmuls)
+                gx, gw = (Tensor(g) for g in parallel.matmuls(
+                    (gy2.data, weight.data), (gy2.data.T, x2.data)))
+                gx = reshape(gx, x.shape)
+            else:
+                gw = matmul(transpose(gy2, 0, 1), x2)
+        if needs[0] and gx is None:
+            gx = matmul(gy, weight)
         if len(self.inputs) == 3 and needs[2]:
             gb = sum_to(gy, self.inputs[2].shape)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
