@@ -217,6 +217,27 @@ def test_products_side_by_side_give_the_bits_of_each_alone(monkeypatch, pairs):
     _assert_same_bits(results + [alone])
 
 
+@pytest.mark.parametrize("m, k, n", [(64, 16384, 48), (8, 40000, 90), (95, 4097, 95)])
+def test_a_long_inner_dimension_is_summed_in_pieces_the_same_on_any_thread_count(
+        monkeypatch, m, k, n):
+    # a weight gradient (O, pixels) @ (pixels, C), too short to cut by rows: pieces of
+    # the inner dimension, cut the same on any thread count and added in order
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((k, m)).astype(np.float32).T  # rows(gy)^T, a transposed view
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    pieces = parallel._inner_pieces(m, k, n)
+    assert len(pieces) > 1 and pieces[0].start == 0 and pieces[-1].stop == k
+    assert all(p.stop == q.start for p, q in zip(pieces, pieces[1:]))
+    results, splits = _on_threads(monkeypatch, lambda: [parallel.matmul(a, b)])
+    assert set(splits[0]) <= {1} and max(splits[1]) == 2 and max(splits[2]) == 3
+    in_order = a[:, pieces[0]] @ b[pieces[0]]
+    for p in pieces[1:]:
+        in_order += a[:, p] @ b[p]
+    _assert_same_bits(results + [[in_order]])
+    np.testing.assert_allclose(results[0][0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+    assert len(parallel._inner_pieces(m, k, 2 * parallel._ALIGN)) == 1  # cut by rows instead
+
+
 def test_matmul_of_transposed_views_and_stacks(monkeypatch):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((900, 256)).astype(np.float32)
@@ -341,6 +362,26 @@ def test_convolutions_by_tiles_over_threads(monkeypatch, stride, padding, piece_
         return [y.data.copy(), gw.data, back.data, up.data]
     results, splits = _on_threads(monkeypatch, ops)
     assert max(splits[1]) > 1
+    _assert_same_bits(results)
+
+
+def test_a_convolution_that_fits_one_piece_is_cut_for_the_threads(monkeypatch):
+    # attention's 1x1 convolutions: one tile, one piece of 4 MB at most; cut into
+    # MIN_PIECES runs of images all the same, on any thread count
+    rng = np.random.default_rng(7)
+    x = tinygan.tensor(_channels_last((64, 64, 8, 8), 8))
+    w = tinygan.tensor((0.1 * rng.standard_normal((8, 64, 1, 1))).astype(np.float32))
+    calls = []
+    pieces = F.conv_tiles._pieces
+    monkeypatch.setattr(F.conv_tiles, "_pieces", lambda *a: calls.append(pieces(*a))
+                        or calls[-1])
+
+    def ops():
+        y = F.conv2d(x, w)
+        return [y.data.copy(), F.conv.conv2d_weight(x, y, (1, 1), 1, 0).data]
+    results, splits = _on_threads(monkeypatch, ops)
+    assert [len(found) for found in calls] == [F.conv_tiles.MIN_PIECES] * 2 * 3
+    assert max(splits[1]) == 2
     _assert_same_bits(results)
 
 

@@ -197,6 +197,7 @@ class Piece:
 
 
 PIECE_BYTES = 4 * 2 ** 20
+MIN_PIECES = 4  # runs of images a convolution that fits one piece is cut into (_pieces)
 GROUPS = 2  # groups of images a transposed conv's batch is cut into, at most (conv_transpose2d)
 
 
@@ -211,6 +212,10 @@ def _pieces(parts, n: int, per_image, itemsize: int) -> list[Piece]:
     for t in parts:
         m = max(1, PIECE_BYTES // max(1, per_image(t) * itemsize))
         found += [Piece(t, a, min(a + m, n)) for a in range(0, n, m)]
+    if len(found) == 1 and n > 1:  # the whole convolution one job: cut for the threads
+        count = min(MIN_PIECES, n)
+        bounds = [n * i // count for i in range(count + 1)]
+        found = [Piece(parts[0], a, b) for a, b in zip(bounds, bounds[1:])]
     return found
 
 
