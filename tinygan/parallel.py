@@ -4,10 +4,12 @@ A NumPy ufunc, a copy or a matrix product on a large array releases the GIL, so 
 one op can run on several cores at once from plain Python threads. tinygan splits:
 
 - matrix products (`matmul`) into blocks of rows of the first operand, cut where BLAS's
-  kernel sums each row as it would in one call (`_matmul_2d`): each element of the
+  kernel sums each row as it would in one call (`_Product`): each element of the
   product is one call's sum over the inner dimension, the same sum in the same order
   whatever block holds it (NumPy's BLAS is held at one thread by threads.py, so these
-  blocks are the only threads a product gets);
+  blocks are the only threads a product gets); a product too short and narrow for that
+  but long inside into pieces of its inner dimension, cut the same on any thread count
+  and added in order (`_summed`); independent products side by side (`matmuls`);
 - work over a batch (`for_each`: im2col's copy, col2im's additions, BatchNorm and the
   activations) into ranges of images;
 - an optimiser's update (`apply`) into ranges of its flat arrays.
@@ -49,7 +51,7 @@ MIN_SIZE = 1 << 17      # elements per optimiser array before splitting pays (Ad
 K_GRAIN = 1 << 23       # multiply-adds a piece of a long inner dimension takes at least
 K_PIECES = 8            # pieces a long inner dimension is cut into, at most (_inner_pieces)
 CHUNK = 1 << 17         # elements an optimiser's update takes at a time (`apply`)
-_ALIGN = 48             # blocks of a product start at multiples of 48 rows (_matmul_2d)
+_ALIGN = 48             # blocks of a product start at multiples of 48 rows (_Product)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_pid = 0  # a forked child inherits the pool object but not its threads
@@ -199,7 +201,7 @@ def _copy(a, out):
 
 
 def matmul(a, b):
-    """a @ b, split over threads in blocks of rows of a (`_matmul_2d`); stacks of
+    """a @ b, split over threads in blocks of rows of a (`_Product`); stacks of
     matrices are split over the stack.
 
     Each block is one BLAS call on views of a and b, written into its place of the
@@ -287,7 +289,7 @@ def _swapped(a, b) -> bool:
       operands swapped) at 90-97 GFLOP/s against 72-76 on one core of the AVX-512
       machine, for every linear layer at batch 64 (benchmarks/README.md);
     - a product too short for two blocks of rows but wide (m < 2 _ALIGN <= n), whose
-      rows, b's columns, can then be cut (`_matmul_2d`).
+      rows, b's columns, can then be cut (`_Product`).
 
     Its transpose is copied back to rows (m*n floats, small next to the product's
     m*n*k)."""
@@ -373,10 +375,13 @@ def apply(fn, *arrays, **kwargs) -> None:
     Run by runs, Adam's dozen passes over a parameter and its moments read and write
     each run while it is still in the core's cache, instead of streaming the whole
     arrays from memory a dozen times: `adam` over 2.29 million floats (five
-    parameters shaped as vanilla-mnist's larger layers) took 8.0-8.7 ms in runs of
-    32,768 against 12.4-12.7 whole (runs of 16,384: 9.5-10.3, 65,536: 7.9-8.3, 131,072:
-    8.6-9.1; an Intel Xeon with 2 MB of L2 a core, one thread). Each element is computed
-    as before: the same bits.
+    parameters shaped as vanilla-mnist's larger layers) took 8.6-9.1 ms in runs of
+    131,072 against 12.4-12.7 whole on one thread of an Intel Xeon (2 MB of L2 a core;
+    runs of 32,768: 8.0-8.7). On two threads shorter runs lose: each run is a dozen
+    NumPy calls, and the two threads' calls take turns at the GIL. Over vanilla-mnist's
+    D (1.46 million floats) on the Zen 3 machine, one thread and two: 5.4 and 3.6 ms in
+    runs of 131,072, 7.1 and 5.7 in runs of 32,768, 6.3 and 6.0 whole. Each element is
+    computed as before: the same bits.
     """
     first = arrays[0]
     if not isinstance(first, np.ndarray) or first.size <= CHUNK or not all(
