@@ -191,6 +191,10 @@ def test_linear_gradients_side_by_side_on_two_threads(monkeypatch, x_shape):
     # backward without a graph takes dx and dW side by side on the threads
     # (parallel.matmuls): the same derivatives, and the same bits as on one thread
     args = [leaf(away(*x_shape, seed=1)), leaf(away(4, 5, seed=2)), leaf(away(4, seed=3))]
+    side_by_side = []
+    products = tinygan.parallel.matmuls
+    monkeypatch.setattr(tinygan.parallel, "matmuls",
+                        lambda *pairs: side_by_side.append(len(pairs)) or products(*pairs))
     grads = []
     for threads in ("1", "2"):
         monkeypatch.setenv("TINYGAN_NUM_THREADS", threads)
@@ -199,6 +203,7 @@ def test_linear_gradients_side_by_side_on_two_threads(monkeypatch, x_shape):
             t.grad = None
         (F.linear(*args) * tinygan.tensor(away(*x_shape[:-1], 4, seed=4))).sum().backward()
         grads.append([t.grad.numpy() for t in args])
+    assert side_by_side and set(side_by_side) == {2}  # dx and dW, together
     for one, two in zip(*grads):
         assert np.array_equal(one, two)
 

@@ -223,16 +223,15 @@ def matmul(a, b):
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if a.ndim == 2 and b.ndim == 2:
+        if _by_rows(a, b):
+            product = _Product(a, b)
+            run(product.block, product.blocks)
+            return product.result()
         if k == 1:
             return elementwise(np.multiply, a, b)
         if min(m, n) < 2:
             return a @ b  # a matrix-vector product: BLAS's gemv, whose blocks round otherwise
-        if _swapped(a, b):
-            return ascontiguousarray(_matmul_2d(b.T, a.T).T)
-        pieces = _inner_pieces(m, k, n)
-        if len(pieces) > 1:
-            return _summed(a, b, pieces)
-        return _matmul_2d(a, b)
+        return _summed(a, b, _inner_pieces(m, k, n))
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or b.shape[1] != k:
         return a @ b
     swap = _by_columns(a)
@@ -263,8 +262,9 @@ def _summed(a, b, pieces: list[slice]):
     """a @ b as the sum of a[:, p] @ b[p] over the pieces p of the inner dimension, the
     threads taking the products (`share`), added in the pieces' order: the same bits on
     any thread count (not those of one BLAS call, which sums the whole row at once).
-    D's first layer's weight gradient in sagan-cifar10, (64, 16384) @ (16384, 48): 3.1 ms
-    as one call on one thread or two, 3.0 and 1.7 ms in 4 pieces (PyTorch: 3.0 and 1.6)."""
+    D's first layer's weight gradient in sagan-cifar10, (64, 16384) @ (16384, 48), in 6
+    pieces: 2.2 ms on one thread and 1.6 on two, against 2.4 and 2.1 as one call
+    (PyTorch: 2.2 and 1.8)."""
     products = [None] * len(pieces)
 
     def piece(i):
@@ -305,20 +305,19 @@ def multiply(a, b, out=None):
     return np.matmul(a, b, out=out)
 
 
-def _matmul_2d(a, b):
-    """a @ b (matrices, no vector) in blocks of rows of a (`_Product`)."""
-    product = _Product(a, b)
-    if len(product.blocks) == 1:
-        return a @ b
-    run(product.block, product.blocks)
-    return product.out
+def _by_rows(a, b) -> bool:
+    """Whether matmul computes the matrix product a @ b by blocks of rows (`_Product`):
+    all but outer products (k = 1), matrix-vector products, and products with a long
+    inner dimension that is summed in pieces instead (`_inner_pieces`)."""
+    (m, k), n = a.shape, b.shape[1]
+    return k > 1 and min(m, n) > 1 and (_swapped(a, b) or len(_inner_pieces(m, k, n)) == 1)
 
 
 class _Product:
     """a @ b planned as BLAS calls on blocks of rows of a, each of GEMM_GRAIN
     multiply-adds at least, starting at a multiple of _ALIGN rows, at most one block per
-    thread of `threads` (a product too short for two blocks but wide comes here as its
-    transpose: `_swapped`). `block(p)` computes rows p of `out`.
+    thread of `threads` (all unless told); where `_swapped`, of b^T a^T, whose transpose
+    `result()` copies back to rows. `block(p)` computes rows p of `out`.
 
     Blocks give the bits of one call only where BLAS's kernel handles every row the
     same in either: OpenBLAS's kernels work on tiles of rows (16 in its SkylakeX kernel,
@@ -329,6 +328,9 @@ class _Product:
     runs there with its columns as the kernel's rows)."""
 
     def __init__(self, a, b, threads: int | None = None):
+        self.swap = _swapped(a, b)
+        if self.swap:
+            a, b = b.T, a.T
         (m, k), n = a.shape, b.shape[1]
         self.a, self.b = a, b
         self.out = np.empty((m, n), dtype=np.result_type(a, b))
@@ -336,6 +338,9 @@ class _Product:
 
     def block(self, p):
         np.matmul(self.a[p], self.b, out=self.out[p])
+
+    def result(self):
+        return ascontiguousarray(self.out.T) if self.swap else self.out
 
 
 def matmuls(*pairs) -> list:
@@ -350,18 +355,13 @@ def matmuls(*pairs) -> list:
     Each product is cut as `matmul` cuts it, so the bits are the same."""
     if len(pairs) < 2 or num_threads() < 2 or not all(
             type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 == b.ndim
-            and a.shape[1] > 1 and min(a.shape[0], b.shape[1]) > 1
-            and len(_inner_pieces(a.shape[0], a.shape[1], b.shape[1])) == 1
-            for a, b in pairs):
+            and _by_rows(a, b) for a, b in pairs):
         return [matmul(a, b) for a, b in pairs]
     threads = max(1, num_threads() // len(pairs))  # the threads a product may be cut for
-    swaps = [_swapped(a, b) for a, b in pairs]
-    products = [_Product(b.T, a.T, threads) if swap else _Product(a, b, threads)
-                for (a, b), swap in zip(pairs, swaps)]
+    products = [_Product(a, b, threads) for a, b in pairs]
     jobs = [(product, p) for product in products for p in product.blocks]
     share(lambda i: jobs[i][0].block(jobs[i][1]), len(jobs))
-    return [ascontiguousarray(product.out.T) if swap else product.out
-            for product, swap in zip(products, swaps)]
+    return [product.result() for product in products]
 
 
 def apply(fn, *arrays, **kwargs) -> None:

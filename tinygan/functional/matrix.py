@@ -42,6 +42,17 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return MatMul()(a, b)
 
 
+def matmuls(*pairs) -> list:
+    """[a @ b for a, b in pairs], independent products of matrices (a linear layer's dx
+    and dW). With no graph to record (a backward without create_graph) they go to the
+    threads side by side, one hand-off for all (parallel.matmuls); while one is
+    recorded, each is its own MatMul, so that a product nobody uses stays out of the
+    graph (and no gradient reaches through it)."""
+    if is_grad_enabled():
+        return [matmul(a, b) for a, b in pairs]
+    return [Tensor(y) for y in parallel.matmuls(*((a.data, b.data) for a, b in pairs))]
+
+
 class Linear(Function):
     """y = x W^T + b over the last dim of x; dx = gy W, dW = gy^T x, db = sum gy."""
 
@@ -58,18 +69,15 @@ class Linear(Function):
         x, weight = self.inputs[:2]
         needs = self.needs_input_grad
         gx = gw = gb = None
-        if needs[1]:
-            gy2, x2 = reshape(gy, (-1, gy.shape[-1])), reshape(x, (-1, x.shape[-1]))
-            if needs[0] and not is_grad_enabled():
-                # no graph to record (backward without create_graph): the two products
-                # side by side on the threads, one hand-off for both (parallel.matmuls)
-                gx, gw = (Tensor(g) for g in parallel.matmuls(
-                    (gy2.data, weight.data), (gy2.data.T, x2.data)))
-                gx = reshape(gx, x.shape)
-            else:
-                gw = matmul(transpose(gy2, 0, 1), x2)
-        if needs[0] and gx is None:
-            gx = matmul(gy, weight)
+        gy2, x2 = reshape(gy, (-1, gy.shape[-1])), reshape(x, (-1, x.shape[-1]))
+        if needs[0] and needs[1]:  # independent products: side by side on the threads
+            gx, gw = matmuls((gy2, weight), (transpose(gy2, 0, 1), x2))
+        elif needs[0]:
+            gx = matmul(gy2, weight)
+        elif needs[1]:
+            gw = matmul(transpose(gy2, 0, 1), x2)
+        if gx is not None:
+            gx = reshape(gx, x.shape)
         if len(self.inputs) == 3 and needs[2]:
             gb = sum_to(gy, self.inputs[2].shape)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
